@@ -1,0 +1,12 @@
+#!/bin/sh
+# Configures and builds mapkv into ${BUILD_DIR:-build}; extra arguments are
+# passed to cmake (e.g. -DMAPKV_SANITIZE=ON).
+set -eu
+cd "$(dirname "$0")/.."
+dir=${BUILD_DIR:-build}
+gen=""
+command -v ninja >/dev/null 2>&1 && gen="-G Ninja"
+# shellcheck disable=SC2086
+[ -f "$dir/CMakeCache.txt" ] || cmake -S . -B "$dir" $gen "$@" >/dev/null
+cmake -S . -B "$dir" "$@" >/dev/null
+cmake --build "$dir" -j "$(nproc 2>/dev/null || echo 2)"
