@@ -1,0 +1,332 @@
+/*
+ * mapkv.h — the mapkv storage engine: a crash-safe, log-structured
+ * key-value store in one memory-mapped file.
+ *
+ * A store is one file: a header page, then records appended one after
+ * another (FORMAT.md gives every byte). Puts, deletes and atomic batches
+ * append records; a hash index in memory points at the newest record of
+ * each key. Every record carries an xxHash checksum that is verified before
+ * any byte of it is returned. Recovery on open keeps every complete,
+ * intact batch and reports what it dropped.
+ *
+ * Conventions (as in lmdb.h):
+ *  - Functions return 0 on success or a negative error code: one of the
+ *    MAPKV_* codes below, or -errno for an operating-system failure (e.g.
+ *    -ENOSPC, -EIO). mapkv_strerror() covers both; mapkv_errmsg() gives the
+ *    message of the last failure on the calling thread, with context
+ *    ("record at offset 81920: checksum mismatch").
+ *  - Output parameters are written only on success.
+ *  - The library never prints, exits or aborts, and never reads outside its
+ *    mapping whatever a file contains.
+ *  - A handle is thread-safe: one writer at a time (writers queue on an
+ *    internal mutex) and any number of concurrent readers. Across processes,
+ *    one process may hold a store open for writing; read-only opens by other
+ *    processes are always allowed and see the state committed at their open.
+ *
+ * Ownership: pointers passed in are only read during the call (the library
+ * copies what it keeps). Pointers handed out are owned by the library; each
+ * function states how long they stay valid.
+ */
+#ifndef MAPKV_MAPKV_H
+#define MAPKV_MAPKV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(MAPKV_BUILDING) && defined(__GNUC__)
+#define MAPKV_API __attribute__((visibility("default")))
+#else
+#define MAPKV_API
+#endif
+
+/** Library version. */
+#define MAPKV_VERSION_MAJOR 0
+#define MAPKV_VERSION_MINOR 1
+#define MAPKV_VERSION_PATCH 0
+/** The newest on-disk format version this library reads and writes. */
+#define MAPKV_FORMAT_VERSION 1
+
+/** Hard limits of the format (the per-store limits default lower). */
+#define MAPKV_KEY_MAX 65535u              /**< bytes in a key */
+#define MAPKV_VALUE_MAX 0x7fffffffu       /**< bytes in a value */
+#define MAPKV_FILE_MAX (1ull << 40)       /**< bytes in a store file (1 TiB) */
+#define MAPKV_DEFAULT_KEY_MAX 4096u       /**< default max_key_size */
+#define MAPKV_DEFAULT_VALUE_MAX (64u << 20) /**< default max_value_size */
+
+/* ---- Errors -------------------------------------------------------------- */
+
+#define MAPKV_ERRNO_MAP(X)                                                     \
+  X(MAPKV_NOTFOUND, -30700, "key not found")                                   \
+  X(MAPKV_EINVAL, -30701, "invalid argument")                                  \
+  X(MAPKV_ENOTDB, -30702, "not a mapkv store")                                 \
+  X(MAPKV_EVERSION, -30703, "store written by a newer format version")         \
+  X(MAPKV_ETRUNCATED, -30704, "store file is truncated")                       \
+  X(MAPKV_ECORRUPT, -30705, "store data is damaged (checksum mismatch)")       \
+  X(MAPKV_EKEYSIZE, -30706, "key is larger than the store's limit")            \
+  X(MAPKV_EVALSIZE, -30707, "value is larger than the store's limit")          \
+  X(MAPKV_EREADONLY, -30708, "store is open read-only")                        \
+  X(MAPKV_ELOCKED, -30709, "store is open for writing by another process")     \
+  X(MAPKV_EFULL, -30710, "store reached its maximum size")                     \
+  X(MAPKV_EBUFSMALL, -30711, "buffer too small for the value")                 \
+  X(MAPKV_ECHANGED, -30712, "store was compacted while a cursor was open")     \
+  X(MAPKV_ENOMEM, -30713, "out of memory")                                     \
+  X(MAPKV_EBATCH, -30714, "batch already committed or aborted")                \
+  X(MAPKV_EMAP, -30715, "mapping core error")
+
+enum mapkv_error {
+#define MAPKV_ERR_ENUM(name, value, text) name = value,
+  MAPKV_ERRNO_MAP(MAPKV_ERR_ENUM)
+#undef MAPKV_ERR_ENUM
+};
+
+/** Static text for a return code: a MAPKV_* code, -errno, or 0. */
+MAPKV_API const char *mapkv_strerror(int code);
+
+/** The message of the last failure on the calling thread, with context.
+ * Valid until the next mapkv_* call on this thread. Never NULL. */
+MAPKV_API const char *mapkv_errmsg(void);
+
+/* ---- Opening and closing --------------------------------------------------- */
+
+/** Opaque store handle. */
+typedef struct mapkv mapkv_t;
+
+/** When commits become durable. */
+enum mapkv_sync_mode {
+  /** Every put, delete and batch commit returns only after its bytes are on
+   * stable storage (one msync of the pages it wrote). The default. */
+  MAPKV_SYNC_COMMIT = 0,
+  /** The operating system writes data back when it chooses; a crash of the
+   * process loses nothing, a power cut may lose recent commits. */
+  MAPKV_SYNC_NONE = 1,
+  /** Like NONE, but mapkv_sync() is the caller's durability barrier. */
+  MAPKV_SYNC_EXPLICIT = 2
+};
+
+/** Open flags. */
+#define MAPKV_CREATE 0x1u   /**< create the store if the file does not exist */
+#define MAPKV_RDONLY 0x2u   /**< open read-only (no lock, no writes) */
+
+/** Callback seeing every file range made durable (for power-cut tests). */
+typedef void (*mapkv_flush_hook_fn)(void *ctx, int64_t file_offset,
+                                    int64_t length);
+
+/** Options of mapkv_open(). Initialise with mapkv_options_init(); zero
+ * fields mean "default". */
+typedef struct mapkv_options {
+  unsigned flags;           /**< MAPKV_CREATE, MAPKV_RDONLY */
+  int sync_mode;            /**< enum mapkv_sync_mode */
+  uint64_t initial_size;    /**< file size of a new store (default 1 MiB) */
+  uint64_t growth_step;     /**< minimum growth of the file (default 1 MiB);
+                                 the file grows by max(step, size / 2) */
+  uint32_t max_key_size;    /**< default MAPKV_DEFAULT_KEY_MAX */
+  uint32_t max_value_size;  /**< default MAPKV_DEFAULT_VALUE_MAX */
+  /** Address space reserved for the mapping so that it never moves (default
+   * 64 GiB, at least twice the file size at open, at most MAPKV_FILE_MAX).
+   * Growth past the reservation fails with MAPKV_EFULL; reopen with a
+   * larger reserve. */
+  uint64_t reserve;
+  /** Testing: called after each durable flush of the data file. */
+  mapkv_flush_hook_fn flush_hook;
+  void *flush_hook_ctx;
+} mapkv_options;
+
+/** Fills *opts with the defaults. */
+MAPKV_API void mapkv_options_init(mapkv_options *opts);
+
+/**
+ * Opens (or with MAPKV_CREATE creates) the store at path.
+ *
+ * A writable open takes an exclusive lock on the file and runs recovery:
+ * the newest complete intact batch ends the log; an uncommitted or torn tail
+ * is dropped (and zeroed on disk); damaged batches in the middle are skipped
+ * and reported; mapkv_stat() tells what happened. A read-only open takes no
+ * lock and sees the state committed when it opened.
+ *
+ * @param path  file name (copied)
+ * @param opts  options, or NULL for the defaults
+ * @param out   receives the handle; close it with mapkv_close()
+ * @return 0, or MAPKV_EINVAL (bad options), MAPKV_ENOTDB (not a mapkv store),
+ *   MAPKV_EVERSION (newer format), MAPKV_ETRUNCATED (shorter than its
+ *   header), MAPKV_ECORRUPT (both header copies damaged), MAPKV_ELOCKED
+ *   (another process writes it), MAPKV_ENOMEM, -ENOENT (missing, without
+ *   MAPKV_CREATE), -ENOSPC, other -errno.
+ */
+MAPKV_API int mapkv_open(const char *path, const mapkv_options *opts,
+                         mapkv_t **out);
+
+/**
+ * Flushes, marks the file cleanly closed (so the next open skips checksum
+ * verification of the scan), releases the lock and frees the handle. No
+ * other call may be running on the handle. NULL is a no-op.
+ * @return 0 or the -errno of a failed flush (the handle is freed anyway).
+ */
+MAPKV_API int mapkv_close(mapkv_t *db);
+
+/* ---- Single operations ------------------------------------------------------ */
+
+/**
+ * Stores value under key (replacing any previous value) as one atomic,
+ * and with MAPKV_SYNC_COMMIT durable, commit.
+ * @return 0, MAPKV_EREADONLY, MAPKV_EKEYSIZE, MAPKV_EVALSIZE, MAPKV_EINVAL
+ *   (NULL pointer with nonzero length), MAPKV_EFULL, -ENOSPC (disk full
+ *   while growing; nothing written), -EIO and other -errno from the flush
+ *   (the put is then not applied).
+ */
+MAPKV_API int mapkv_put(mapkv_t *db, const void *key, size_t klen,
+                        const void *val, size_t vlen);
+
+/**
+ * Copies the value of key into buf.
+ * @param buf    destination (may be NULL when cap is 0)
+ * @param cap    capacity of buf
+ * @param vlen   receives the value's length (also on MAPKV_EBUFSMALL, so the
+ *               caller can size a buffer); may be NULL
+ * @return 0, MAPKV_NOTFOUND, MAPKV_EBUFSMALL (nothing copied),
+ *   MAPKV_ECORRUPT (the record's checksum failed; no byte returned).
+ */
+MAPKV_API int mapkv_get(mapkv_t *db, const void *key, size_t klen, void *buf,
+                        size_t cap, size_t *vlen);
+
+/**
+ * Zero-copy get: *val points at the value inside the mapping.
+ * Lifetime: the bytes stay valid and unchanged until mapkv_compact() or
+ * mapkv_close() on this handle (the mapping never moves, and records are
+ * never rewritten in place); they are read-only.
+ * @return as mapkv_get() (never MAPKV_EBUFSMALL).
+ */
+MAPKV_API int mapkv_get_view(mapkv_t *db, const void *key, size_t klen,
+                             const void **val, size_t *vlen);
+
+/** Deletes key. @return 0, MAPKV_NOTFOUND (nothing written), and the errors
+ * of mapkv_put(). */
+MAPKV_API int mapkv_del(mapkv_t *db, const void *key, size_t klen);
+
+/** 1 if key exists, 0 if not, or a negative error. */
+MAPKV_API int mapkv_exists(mapkv_t *db, const void *key, size_t klen);
+
+/* ---- Atomic batches ------------------------------------------------------------ */
+
+/** A write batch: puts and deletes that become visible and durable together
+ * or not at all. Owned by the caller until commit or abort. */
+typedef struct mapkv_batch mapkv_batch_t;
+
+/** Starts an empty batch. The batch buffers its operations in memory
+ * (copies of keys and values) until mapkv_batch_commit(). */
+MAPKV_API int mapkv_batch_begin(mapkv_t *db, mapkv_batch_t **out);
+
+/** Adds a put. @return 0, MAPKV_EKEYSIZE, MAPKV_EVALSIZE, MAPKV_ENOMEM,
+ * MAPKV_EREADONLY, MAPKV_EINVAL. */
+MAPKV_API int mapkv_batch_put(mapkv_batch_t *b, const void *key, size_t klen,
+                              const void *val, size_t vlen);
+
+/** Adds a delete (of a key that may or may not exist). */
+MAPKV_API int mapkv_batch_del(mapkv_batch_t *b, const void *key,
+                              size_t klen);
+
+/** Writes the batch as one commit and frees it (also on failure: then none
+ * of its operations is applied). An empty batch commits nothing.
+ * @return 0 or the errors of mapkv_put(). */
+MAPKV_API int mapkv_batch_commit(mapkv_batch_t *b);
+
+/** Discards the batch and frees it. NULL is a no-op. */
+MAPKV_API void mapkv_batch_abort(mapkv_batch_t *b);
+
+/* ---- Iteration -------------------------------------------------------------------- */
+
+/** A cursor over the live records (in file order, not key order). */
+typedef struct mapkv_cursor mapkv_cursor_t;
+
+/**
+ * Opens a cursor over every live key, or over the keys starting with
+ * prefix (plen bytes; NULL/0 for all). The cursor sees the records committed
+ * before it opened; a key overwritten or deleted while the cursor runs is
+ * reported with its newest value if that value was committed before the
+ * cursor opened, and skipped otherwise. Readers and other cursors may run
+ * concurrently. After mapkv_compact() the cursor returns MAPKV_ECHANGED.
+ */
+MAPKV_API int mapkv_cursor_open(mapkv_t *db, const void *prefix, size_t plen,
+                                mapkv_cursor_t **out);
+
+/**
+ * Advances to the next live record. *key and *val point into the mapping and
+ * stay valid as mapkv_get_view() values do. Checksums are verified; a
+ * damaged record is skipped (and counted in mapkv_stat()).
+ * @return 0, MAPKV_NOTFOUND at the end, MAPKV_ECHANGED.
+ */
+MAPKV_API int mapkv_cursor_next(mapkv_cursor_t *c, const void **key,
+                                size_t *klen, const void **val, size_t *vlen);
+
+/** Frees the cursor. NULL is a no-op. */
+MAPKV_API void mapkv_cursor_close(mapkv_cursor_t *c);
+
+/* ---- Maintenance ------------------------------------------------------------------ */
+
+/** Makes every commit so far durable (one msync of the unflushed pages).
+ * @return 0, MAPKV_EREADONLY, -errno. */
+MAPKV_API int mapkv_sync(mapkv_t *db);
+
+/**
+ * Online compaction: copies the live records into a new file, flushes it,
+ * renames it over the store atomically and fsyncs the directory; then the
+ * handle continues on the new file. Readers keep working during the copy;
+ * writers wait. A crash at any point leaves the old or the new store.
+ * Views and cursors taken before it become invalid.
+ * @return 0, MAPKV_EREADONLY, MAPKV_ENOMEM, -ENOSPC and other -errno: the
+ *   store is then unchanged, except when only the final directory sync
+ *   failed (the handle then already uses the new file).
+ */
+MAPKV_API int mapkv_compact(mapkv_t *db);
+
+/** Figures of a store (mapkv_stat()). */
+typedef struct mapkv_stats {
+  uint32_t format_version;
+  uint32_t clean_open;       /**< 1 if the last open found a clean close */
+  uint64_t records;          /**< live keys */
+  uint64_t live_bytes;       /**< bytes of the live records */
+  uint64_t dead_bytes;       /**< bytes of replaced/deleted/damaged records */
+  uint64_t data_end;         /**< file offset where the next record goes */
+  uint64_t file_size;        /**< bytes of the file (including free space) */
+  uint64_t mapped_size;      /**< bytes mapped */
+  uint64_t reserved_size;    /**< address space reserved for the mapping */
+  uint64_t index_slots;      /**< slots of the hash index */
+  uint64_t index_bytes;      /**< memory of the hash index */
+  uint64_t last_seq;         /**< sequence number of the newest record */
+  uint64_t generation;       /**< compactions the file has been through */
+  /* What the last open's recovery found: */
+  uint64_t recovered_batches;  /**< intact batches applied */
+  uint64_t dropped_tail_bytes; /**< bytes of an uncommitted or torn tail */
+  uint64_t dropped_tail_records; /**< intact records in that tail */
+  uint64_t damaged_regions;    /**< damaged spans skipped in the middle */
+  uint64_t damaged_bytes;      /**< bytes in those spans (incl. the batches
+                                    they broke) */
+  uint64_t first_damage_offset; /**< file offset of the first, or 0 */
+  uint64_t checksum_failures;  /**< gets/cursors that hit a bad checksum
+                                    since open */
+} mapkv_stats;
+
+/** Fills *st. */
+MAPKV_API int mapkv_stat(mapkv_t *db, mapkv_stats *st);
+
+/** One damaged span found by mapkv_verify(). */
+typedef void (*mapkv_damage_fn)(void *ctx, uint64_t offset, uint64_t length,
+                                const char *what);
+
+/**
+ * Walks every record of the file from the header to the end of the data,
+ * checking every checksum, length and batch. Calls report (if not NULL) for
+ * each damaged span with its file offset. *damaged (may be NULL) receives
+ * the number of damaged spans.
+ * @return 0 if the store is intact, MAPKV_ECORRUPT if damage was found.
+ */
+MAPKV_API int mapkv_verify(mapkv_t *db, mapkv_damage_fn report, void *ctx,
+                           uint64_t *damaged);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MAPKV_MAPKV_H */

@@ -1,0 +1,54 @@
+/*
+ * error.c — mapkv_strerror() from the one X-macro table in mapkv.h, and the
+ * thread-local message of the last failure.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "mapkv/mapkv.h"
+#include "mapkv/mmf.h"
+#include "store_err.h"
+
+static _Thread_local char msg[512];
+
+const char *mapkv_strerror(int code) {
+  switch (code) {
+  case 0:
+    return "success";
+#define MAPKV_ERR_CASE(name, value, text)                                      \
+  case value:                                                                  \
+    return text;
+    MAPKV_ERRNO_MAP(MAPKV_ERR_CASE)
+#undef MAPKV_ERR_CASE
+  default:
+    break;
+  }
+  if (code < 0 && code > -4096)
+    return strerror(-code);
+  return "unknown error";
+}
+
+const char *mapkv_errmsg(void) { return msg; }
+
+int mapkv__fail(int code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  return code;
+}
+
+int mapkv__fail_errno(const char *what) {
+  int e = errno != 0 ? errno : EIO;
+  snprintf(msg, sizeof msg, "%s: %s", what, strerror(e));
+  return -e;
+}
+
+int mapkv__fail_mmf(int mmf_code, const char *what) {
+  snprintf(msg, sizeof msg, "%s: %s", what, mmf_errmsg());
+  if (mmf_is_oserror(mmf_code))
+    return mmf_code;
+  return mmf_code == MMF_ENOMEM ? MAPKV_ENOMEM : MAPKV_EMAP;
+}

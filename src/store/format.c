@@ -1,0 +1,155 @@
+/*
+ * format.c — encoding and bounds-checked decoding of the header page and
+ * of records (FORMAT.md).
+ *
+ * Header copy (128 bytes, at 0 and at 2048 of the header page):
+ *   0 magic "MAPKV\0\x1a\n" | 8 version u32 | 12 data start u32 (4096)
+ *   16 page size u32 | 20 flags u32 | 24 file id u64 | 32 generation u64
+ *   40 data end u64 | 48 last seq u64 | 56 live records u64
+ *   64 live bytes u64 | 72 created u64 | 80..119 zero | 120 XXH3-64 of [0,120)
+ * Record:
+ *   0 marker B7 6B | 2 type u8 | 3 flags u8 | 4 key length u16
+ *   6 value length u32 | 10 sequence u48 | 16 key | value
+ *   | XXH3-64 (seed = file id) of everything before it, u64
+ */
+#include "format.h"
+
+#include <string.h>
+#include <xxhash.h>
+
+#include "mapkv/mapkv.h"
+#include "store_err.h"
+
+const uint8_t mapkv__marker[2] = {MAPKV__MARK0, MAPKV__MARK1};
+static const uint8_t magic[8] = {'M', 'A', 'P', 'K', 'V', 0, 0x1a, '\n'};
+
+void mapkv__header_encode(uint8_t *dst, const mapkv__header *h) {
+  uint8_t b[MAPKV__HDR_SIZE];
+  memset(b, 0, sizeof b);
+  memcpy(b, magic, 8);
+  mapkv__put_le(b + 8, h->version, 4);
+  mapkv__put_le(b + 12, MAPKV__HDR_PAGE, 4);
+  mapkv__put_le(b + 16, h->page_size, 4);
+  mapkv__put_le(b + 20, h->flags, 4);
+  mapkv__put_le(b + 24, h->file_id, 8);
+  mapkv__put_le(b + 32, h->generation, 8);
+  mapkv__put_le(b + 40, h->data_end, 8);
+  mapkv__put_le(b + 48, h->last_seq, 8);
+  mapkv__put_le(b + 56, h->live_records, 8);
+  mapkv__put_le(b + 64, h->live_bytes, 8);
+  mapkv__put_le(b + 72, h->created, 8);
+  mapkv__put_le(b + 120, XXH3_64bits(b, 120), 8);
+  memcpy(dst, b, sizeof b);
+}
+
+/* 0 if the copy at p is intact and of a version we read. */
+static int copy_decode(const uint8_t *p, mapkv__header *h) {
+  uint32_t version;
+  if (memcmp(p, magic, 8) != 0)
+    return MAPKV_ENOTDB;
+  version = (uint32_t)mapkv__get_le(p + 8, 4);
+  if (version > MAPKV_FORMAT_VERSION)
+    return MAPKV_EVERSION;
+  if (mapkv__get_le(p + 120, 8) != XXH3_64bits(p, 120) || version == 0 ||
+      mapkv__get_le(p + 12, 4) != MAPKV__HDR_PAGE)
+    return MAPKV_ECORRUPT;
+  h->version = version;
+  h->page_size = (uint32_t)mapkv__get_le(p + 16, 4);
+  h->flags = (uint32_t)mapkv__get_le(p + 20, 4);
+  h->file_id = mapkv__get_le(p + 24, 8);
+  h->generation = mapkv__get_le(p + 32, 8);
+  h->data_end = mapkv__get_le(p + 40, 8);
+  h->last_seq = mapkv__get_le(p + 48, 8);
+  h->live_records = mapkv__get_le(p + 56, 8);
+  h->live_bytes = mapkv__get_le(p + 64, 8);
+  h->created = mapkv__get_le(p + 72, 8);
+  return 0;
+}
+
+int mapkv__header_decode(const uint8_t *src, uint64_t len, mapkv__header *h) {
+  int a, b;
+  if (len < 8 || (memcmp(src, magic, 8) != 0 &&
+                  (len < MAPKV__HDR_COPY_B + 8 ||
+                   memcmp(src + MAPKV__HDR_COPY_B, magic, 8) != 0)))
+    return mapkv__fail(MAPKV_ENOTDB, "not a mapkv store (no magic number)");
+  if (len < MAPKV__HDR_PAGE)
+    return mapkv__fail(MAPKV_ETRUNCATED,
+                       "file is %llu bytes, shorter than the %u-byte header",
+                       (unsigned long long)len, MAPKV__HDR_PAGE);
+  a = copy_decode(src, h);
+  if (a == 0)
+    return 0;
+  b = copy_decode(src + MAPKV__HDR_COPY_B, h);
+  if (b == 0)
+    return 0;
+  if (a == MAPKV_EVERSION || b == MAPKV_EVERSION)
+    return mapkv__fail(MAPKV_EVERSION,
+                       "store format version %u is newer than %u",
+                       (unsigned)mapkv__get_le(src + 8, 4),
+                       MAPKV_FORMAT_VERSION);
+  return mapkv__fail(MAPKV_ECORRUPT,
+                     "header at offset 0: both copies damaged");
+}
+
+int mapkv__rec_decode(const uint8_t *p, uint64_t avail, uint64_t file_id,
+                      int verify, mapkv__rec *r) {
+  uint64_t body;
+  if (avail < MAPKV__REC_OVERHEAD) {
+    /* Fewer bytes than a record: zeros are the end, anything else torn. */
+    for (uint64_t i = 0; i < avail; i++)
+      if (p[i] != 0)
+        return MAPKV__REC_SHORT;
+    return MAPKV__REC_END;
+  }
+  if (p[0] != MAPKV__MARK0 || p[1] != MAPKV__MARK1) {
+    if (p[0] == 0 && p[1] == 0 && mapkv__get_le(p, 8) == 0 &&
+        mapkv__get_le(p + 8, 8) == 0)
+      return MAPKV__REC_END;
+    return MAPKV__REC_BADHEAD;
+  }
+  r->type = p[2];
+  r->flags = p[3];
+  r->klen = (uint32_t)mapkv__get_le(p + 4, 2);
+  r->vlen = (uint32_t)mapkv__get_le(p + 6, 4);
+  r->seq = mapkv__get_le(p + 10, 6);
+  if (r->type < MAPKV__T_PUT || r->type > MAPKV__T_COMMIT ||
+      (r->flags & ~(MAPKV__F_FIRST | MAPKV__F_LAST)) != 0 ||
+      r->vlen > MAPKV_VALUE_MAX || r->seq == 0 ||
+      (r->type == MAPKV__T_DEL && r->vlen != 0) ||
+      (r->type == MAPKV__T_COMMIT && (r->klen != 0 || r->vlen != 8)))
+    return MAPKV__REC_BADHEAD;
+  body = (uint64_t)r->klen + r->vlen;
+  if (avail - MAPKV__REC_OVERHEAD < body)
+    return MAPKV__REC_SHORT;
+  r->size = MAPKV__REC_OVERHEAD + body;
+  r->key = p + MAPKV__REC_HEAD;
+  r->val = r->key + r->klen;
+  if (verify && !mapkv__rec_checksum_ok(p, r, file_id))
+    return MAPKV__REC_BADSUM;
+  return MAPKV__REC_OK;
+}
+
+int mapkv__rec_checksum_ok(const uint8_t *p, const mapkv__rec *r,
+                           uint64_t file_id) {
+  uint64_t n = r->size - MAPKV__REC_TAIL;
+  return XXH3_64bits_withSeed(p, (size_t)n, file_id) == mapkv__get_le(p + n, 8);
+}
+
+uint64_t mapkv__rec_encode(uint8_t *dst, uint8_t type, uint8_t flags,
+                           uint64_t seq, const void *key, uint32_t klen,
+                           const void *val, uint32_t vlen, uint64_t file_id) {
+  uint64_t n = MAPKV__REC_HEAD + (uint64_t)klen + vlen;
+  dst[0] = MAPKV__MARK0;
+  dst[1] = MAPKV__MARK1;
+  dst[2] = type;
+  dst[3] = flags;
+  mapkv__put_le(dst + 4, klen, 2);
+  mapkv__put_le(dst + 6, vlen, 4);
+  mapkv__put_le(dst + 10, seq, 6);
+  if (klen > 0)
+    memcpy(dst + MAPKV__REC_HEAD, key, klen);
+  if (vlen > 0)
+    memcpy(dst + MAPKV__REC_HEAD + klen, val, vlen);
+  mapkv__put_le(dst + n, XXH3_64bits_withSeed(dst, (size_t)n, file_id), 8);
+  return n + MAPKV__REC_TAIL;
+}

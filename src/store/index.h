@@ -1,0 +1,98 @@
+/*
+ * index.h — the in-memory hash index: key hash -> file offset of the
+ * newest record of that key.
+ *
+ * Open addressing with linear probing over 8-byte slots:
+ *   slot = (top 24 bits of the key's 64-bit hash) << 40 | record offset
+ * An empty slot is 0 (offset 0 is the header, never a record). The home
+ * slot of a hash is its top `bits` bits, so for tables of up to 2^24 slots
+ * the home is derived from the slot itself and growing never reads keys;
+ * larger tables ask the owner for a record's hash (hash_at). Deletion
+ * shifts the probe run back, so there are no tombstones. The load stays at
+ * most 3/4: memory is 8 / load <= 21.4 bytes per key once the table has
+ * grown, and offsets are limited to 40 bits (MAPKV_FILE_MAX).
+ *
+ * The index only compares tags; the caller compares full keys against the
+ * record at each candidate offset. Not thread-safe: the engine serialises
+ * writers and excludes readers while it changes the table.
+ */
+#ifndef MAPKV_INDEX_H
+#define MAPKV_INDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MAPKV__IX_OFFBITS 40
+#define MAPKV__IX_OFFMASK ((1ull << MAPKV__IX_OFFBITS) - 1)
+
+typedef uint64_t (*mapkv__hash_at_fn)(void *ctx, uint64_t offset);
+
+typedef struct mapkv__index {
+  uint64_t *slots;
+  uint64_t mask; /* slots - 1 */
+  unsigned bits; /* log2(slots) */
+  uint64_t count;
+  mapkv__hash_at_fn hash_at;
+  void *ctx;
+} mapkv__index;
+
+/* A probe sequence for one hash. */
+typedef struct mapkv__probe {
+  uint64_t pos;  /* next slot to look at */
+  uint64_t tag;  /* top 24 bits of the hash */
+  uint64_t last; /* slot of the last candidate returned */
+} mapkv__probe;
+
+/* Sets up an empty index sized for `expected` keys. 0 or MAPKV_ENOMEM. */
+int mapkv__index_init(mapkv__index *ix, uint64_t expected,
+                      mapkv__hash_at_fn hash_at, void *ctx);
+void mapkv__index_free(mapkv__index *ix);
+
+/* Hash of a key, as the index wants it. */
+uint64_t mapkv__index_hash(const void *key, size_t klen);
+
+static inline void mapkv__index_probe_start(const mapkv__index *ix,
+                                            uint64_t hash, mapkv__probe *p) {
+  p->pos = hash >> (64 - ix->bits);
+  p->tag = hash >> MAPKV__IX_OFFBITS;
+  p->last = 0;
+}
+
+/* The offset of the next slot whose tag matches, or 0 when the probe run
+ * ends. */
+static inline uint64_t mapkv__index_probe_next(const mapkv__index *ix,
+                                               mapkv__probe *p) {
+  for (;;) {
+    uint64_t s = ix->slots[p->pos], at = p->pos;
+    if (s == 0)
+      return 0;
+    p->pos = (p->pos + 1) & ix->mask;
+    if ((s >> MAPKV__IX_OFFBITS) == p->tag) {
+      p->last = at;
+      return s & MAPKV__IX_OFFMASK;
+    }
+  }
+}
+
+/* Points the slot of the last candidate of p at a new offset. */
+static inline void mapkv__index_replace(mapkv__index *ix, const mapkv__probe *p,
+                                        uint64_t offset) {
+  ix->slots[p->last] =
+      (ix->slots[p->last] & ~MAPKV__IX_OFFMASK) | (offset & MAPKV__IX_OFFMASK);
+}
+
+/* Removes the last candidate of p. */
+void mapkv__index_remove(mapkv__index *ix, const mapkv__probe *p);
+
+/* Inserts a key known to be absent. 0 or MAPKV_ENOMEM (index unchanged). */
+int mapkv__index_insert(mapkv__index *ix, uint64_t hash, uint64_t offset);
+
+/* Makes room for `more` inserts without growing. 0 or MAPKV_ENOMEM. */
+int mapkv__index_reserve(mapkv__index *ix, uint64_t more);
+
+/* Bytes of memory held. */
+static inline uint64_t mapkv__index_bytes(const mapkv__index *ix) {
+  return (ix->mask + 1) * sizeof(uint64_t);
+}
+
+#endif

@@ -1,0 +1,248 @@
+/*
+ * scan.c — the record walk behind recovery (open) and mapkv_verify().
+ *
+ * Batches: a batch is a run of records with consecutive sequence numbers,
+ * the first flagged FIRST and the last flagged LAST (one record may be
+ * both). A batch of more than one operation ends with a COMMIT record
+ * whose value holds the number of operations before it. A batch is
+ * accepted only if every record in it is intact, its sequence numbers
+ * follow each other and exceed those of every accepted batch before it.
+ *
+ * Damage: a record that fails to decode, fails its checksum or breaks the
+ * batch rules makes the span from the start of its batch damaged. The scan
+ * then searches forward (mmf_find) for the next marker that starts an
+ * intact FIRST record and resumes there. A damaged span followed by an
+ * accepted batch is reported as damage in the middle; what follows the
+ * last accepted batch is the tail (uncommitted or torn), which the caller
+ * drops.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "mapkv/mmf.h"
+#include "store.h"
+#include "store_err.h"
+
+typedef struct scanner {
+  const mapkv_t *db;
+  const uint8_t *base;
+  uint64_t limit;
+  int verify;
+  const mapkv__scan_cb *cb;
+  mapkv__scan_res *res;
+  uint64_t *offs; /* records of the pending batch */
+  size_t n, cap;
+  uint64_t pend_start;
+  uint64_t pend_seq; /* sequence number of the last pending record */
+  uint64_t tail_records; /* intact records since the last accepted batch */
+  /* damaged spans not yet known to lie before an accepted batch */
+  struct span {
+    uint64_t off, len;
+    const char *what;
+  } *open;
+  size_t nopen, capopen;
+} scanner;
+
+static int push(scanner *s, uint64_t off) {
+  if (s->n == s->cap) {
+    size_t cap = s->cap ? s->cap * 2 : 64;
+    uint64_t *p = realloc(s->offs, cap * sizeof *p);
+    if (p == NULL)
+      return mapkv__fail(MAPKV_ENOMEM, "out of memory during recovery");
+    s->offs = p;
+    s->cap = cap;
+  }
+  s->offs[s->n++] = off;
+  return 0;
+}
+
+/* Notes a damaged span; it counts as damage in the middle only once an
+ * accepted batch follows it (otherwise it is part of the tail). */
+static int damage(scanner *s, uint64_t from, uint64_t to, const char *what) {
+  if (to <= from)
+    return 0;
+  if (s->nopen == s->capopen) {
+    size_t cap = s->capopen ? s->capopen * 2 : 8;
+    struct span *p = realloc(s->open, cap * sizeof *p);
+    if (p == NULL)
+      return mapkv__fail(MAPKV_ENOMEM, "out of memory during recovery");
+    s->open = p;
+    s->capopen = cap;
+  }
+  s->open[s->nopen].off = from;
+  s->open[s->nopen].len = to - from;
+  s->open[s->nopen].what = what;
+  s->nopen++;
+  return 0;
+}
+
+/* The next offset in (from, limit) where an intact FIRST record newer than
+ * every accepted batch starts, or 0. */
+static uint64_t resync(scanner *s, uint64_t from) {
+  int64_t start = (int64_t)from + 1, end = (int64_t)s->limit, at;
+  mapkv__rec r;
+  while (start < end) {
+    if (mmf_find(s->db->map, mapkv__marker, 2, &start, &end, &at) != 0 ||
+        at < 0)
+      return 0;
+    if (mapkv__rec_decode(s->base + at, s->limit - (uint64_t)at,
+                          s->db->hdr.file_id, 1, &r) == MAPKV__REC_OK &&
+        (r.flags & MAPKV__F_FIRST) && r.seq > s->res->last_seq)
+      return (uint64_t)at;
+    start = at + 1;
+  }
+  return 0;
+}
+
+static const char *rec_problem(int rc) {
+  switch (rc) {
+  case MAPKV__REC_SHORT:
+    return "record runs past the end of the file";
+  case MAPKV__REC_BADHEAD:
+    return "invalid record header";
+  case MAPKV__REC_BADSUM:
+    return "checksum mismatch";
+  default:
+    return "unexpected zero bytes";
+  }
+}
+
+/* Hands the pending batch to the callback and makes it the accepted end. */
+static int accept(scanner *s, uint64_t end, uint64_t seq) {
+  int rc = 0;
+  if (s->cb->batch != NULL)
+    rc = s->cb->batch(s->cb->ctx, s->offs, s->n);
+  if (rc != 0)
+    return rc;
+  s->res->end = end;
+  s->res->last_seq = seq;
+  s->res->batches++;
+  /* Damage seen so far lies before an accepted batch: it is in the middle. */
+  for (size_t i = 0; i < s->nopen; i++) {
+    if (s->res->damaged == 0)
+      s->res->first_damage = s->open[i].off;
+    s->res->damaged++;
+    s->res->damaged_bytes += s->open[i].len;
+    if (s->cb->damage != NULL)
+      s->cb->damage(s->cb->ctx, s->open[i].off, s->open[i].len,
+                    s->open[i].what);
+  }
+  s->nopen = 0;
+  s->tail_records = 0;
+  s->n = 0;
+  return 0;
+}
+
+/* The end of the last non-zero byte in [lo, hi). */
+static uint64_t nonzero_end(const uint8_t *base, uint64_t lo, uint64_t hi) {
+  while (hi > lo && (hi & 7) != 0 && base[hi - 1] == 0)
+    hi--;
+  while (hi >= lo + 8) {
+    uint64_t w;
+    memcpy(&w, base + hi - 8, 8);
+    if (w != 0)
+      break;
+    hi -= 8;
+  }
+  while (hi > lo && base[hi - 1] == 0)
+    hi--;
+  return hi;
+}
+
+int mapkv__scan(const mapkv_t *db, uint64_t limit, int verify,
+                const mapkv__scan_cb *cb, mapkv__scan_res *res) {
+  scanner s;
+  uint64_t pos = MAPKV__HDR_PAGE;
+  int rc = 0;
+  memset(&s, 0, sizeof s);
+  memset(res, 0, sizeof *res);
+  s.db = db;
+  s.base = db->base;
+  s.verify = verify;
+  s.cb = cb;
+  s.res = res;
+  res->end = MAPKV__HDR_PAGE;
+  /* Nothing past the last non-zero byte can be a record: bound the walk
+   * (and the forward searches) there. */
+  s.limit = verify ? nonzero_end(db->base, MAPKV__HDR_PAGE, limit) : limit;
+  res->nonzero_end = s.limit;
+
+  while (pos < s.limit) {
+    mapkv__rec r;
+    const char *what = NULL;
+    int d = mapkv__rec_decode(s.base + pos, s.limit - pos, db->hdr.file_id,
+                              verify, &r);
+    if (d != MAPKV__REC_OK) {
+      what = rec_problem(d);
+    } else if (r.flags & MAPKV__F_FIRST) {
+      if (r.type == MAPKV__T_COMMIT)
+        what = "commit record without a batch";
+      else if (r.seq <= res->last_seq)
+        what = "sequence number goes backwards";
+      else if (s.n > 0)
+        what = "batch ends without a commit";
+    } else if (s.n == 0) {
+      what = "record outside a batch";
+    } else if (r.seq != s.pend_seq + 1) {
+      what = "sequence number gap inside a batch";
+    } else if (r.type == MAPKV__T_COMMIT &&
+               (!(r.flags & MAPKV__F_LAST) ||
+                mapkv__get_le(r.val, 4) != s.n)) {
+      what = "commit record does not match its batch";
+    }
+    if (what == NULL && r.type != MAPKV__T_COMMIT && s.n > 0 &&
+        (r.flags & MAPKV__F_LAST) && !(r.flags & MAPKV__F_FIRST))
+      what = "multi-record batch without a commit record";
+
+    if (what != NULL) {
+      uint64_t from, next;
+      if (!verify) {
+        rc = MAPKV_ECORRUPT;
+        goto out;
+      }
+      /* "batch ends without a commit": the earlier records are the damage,
+       * the FIRST record here may start a good batch. */
+      if (d == MAPKV__REC_OK && (r.flags & MAPKV__F_FIRST) && s.n > 0 &&
+          r.type != MAPKV__T_COMMIT && r.seq > res->last_seq) {
+        if ((rc = damage(&s, s.pend_start, pos,
+                         "batch ends without a commit")) != 0)
+          goto out;
+        s.n = 0;
+        continue;
+      }
+      from = s.n > 0 ? s.pend_start : pos;
+      if (d == MAPKV__REC_OK)
+        s.tail_records++;
+      s.n = 0;
+      next = resync(&s, pos);
+      if (next == 0)
+        break; /* no intact batch start follows: the rest is the tail */
+      if ((rc = damage(&s, from, next, what)) != 0)
+        goto out;
+      pos = next;
+      continue;
+    }
+
+    if (r.flags & MAPKV__F_FIRST)
+      s.pend_start = pos;
+    s.pend_seq = r.seq;
+    if ((rc = push(&s, pos)) != 0)
+      goto out;
+    s.tail_records++;
+    pos += r.size;
+    if (r.flags & MAPKV__F_LAST) {
+      if ((rc = accept(&s, pos, r.seq)) != 0)
+        goto out;
+    }
+  }
+  if (!verify && s.n > 0) {
+    rc = MAPKV_ECORRUPT; /* a clean file ends with a complete batch */
+    goto out;
+  }
+  res->tail_records = s.tail_records;
+  res->tail_bytes = s.limit > res->end ? s.limit - res->end : 0;
+out:
+  free(s.offs);
+  free(s.open);
+  return rc;
+}

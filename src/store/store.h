@@ -1,0 +1,99 @@
+/*
+ * store.h — the state of an open store, shared by the engine's modules
+ * (store.c: open/close/put/get/batches; scan.c: recovery and verify;
+ * cursor.c; compact.c).
+ *
+ * Locking: `wlock` serialises writers (put, del, batch commit, sync,
+ * compact, verify); `rw` excludes readers only while the index or the
+ * mapping identity changes. Readers never call into the mapping core: they
+ * read through `base`, which never moves (the mapping is reserved up
+ * front), at offsets the index gives, below `end`.
+ */
+#ifndef MAPKV_STORE_H
+#define MAPKV_STORE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "format.h"
+#include "index.h"
+#include "mapkv/mapkv.h"
+#include "mapkv/mmf.h"
+
+struct mapkv {
+  char *path;
+  int fd;
+  int readonly;
+  mapkv_options opts;
+  mmf_t *map;
+  uint8_t *base;     /* start of the mapping: file offset 0 */
+  uint64_t cap;      /* bytes mapped (== file size) */
+  uint64_t reserve;  /* address space reserved at base */
+  uint64_t end;      /* next record goes here */
+  uint64_t flushed;  /* [0, flushed) has been made durable */
+  uint64_t seq;      /* newest sequence number used */
+  uint64_t page;     /* page size */
+  mapkv__header hdr; /* as on disk (file_id, generation, created) */
+  mapkv__index ix;
+  uint64_t live_bytes;
+  mapkv_stats rec; /* recovery figures of the last open */
+  atomic_uint_fast64_t checksum_failures;
+  pthread_mutex_t wlock;
+  pthread_rwlock_t rw;
+};
+
+/* Finds the newest record of key: its offset, or 0. p receives the probe
+ * position (for replace/remove). Caller holds rw (read) or wlock. */
+uint64_t mapkv__find(const mapkv_t *db, const void *key, size_t klen,
+                     uint64_t hash, mapkv__probe *p);
+
+/* Applies one intact record at off to the index and the live-byte count.
+ * Caller holds rw for writing (or owns db exclusively). 0 or MAPKV_ENOMEM. */
+int mapkv__apply(mapkv_t *db, uint64_t off, const mapkv__rec *r);
+
+/* What the scanner reports to its user. */
+typedef struct mapkv__scan_cb {
+  /* A complete intact batch: `n` records at the offsets given. */
+  int (*batch)(void *ctx, const uint64_t *offs, size_t n);
+  /* A damaged span [off, off+len) with a reason. */
+  void (*damage)(void *ctx, uint64_t off, uint64_t len, const char *what);
+  void *ctx;
+} mapkv__scan_cb;
+
+/* Scan results. */
+typedef struct mapkv__scan_res {
+  uint64_t end;           /* end of the last accepted batch */
+  uint64_t last_seq;      /* its last sequence number */
+  uint64_t batches;       /* accepted batches */
+  uint64_t tail_bytes;    /* non-zero bytes after end */
+  uint64_t tail_records;  /* intact records after end */
+  uint64_t nonzero_end;   /* end of the last non-zero byte scanned */
+  uint64_t damaged;       /* damaged spans before end */
+  uint64_t damaged_bytes;
+  uint64_t first_damage;
+} mapkv__scan_res;
+
+/* Walks the records in [MAPKV__HDR_PAGE, limit). With verify, checksums are
+ * checked and damage is skipped by a forward search for the next marker;
+ * without, the first anomaly stops the scan with MAPKV_ECORRUPT (the
+ * caller then scans again with verify). Returns 0 or an error from cb. */
+int mapkv__scan(const mapkv_t *db, uint64_t limit, int verify,
+                const mapkv__scan_cb *cb, mapkv__scan_res *res);
+
+/* Writes both header copies (clean or not) through the map and flushes
+ * each. */
+int mapkv__write_header(mapkv_t *db, int clean);
+
+/* msync of the pages covering [flushed, upto). */
+int mapkv__flush_to(mapkv_t *db, uint64_t upto);
+
+/* Removes the temporary file of a compaction that did not finish. */
+void mapkv__compact_cleanup(mapkv_t *db);
+
+/* Round n up to the page size. */
+static inline uint64_t mapkv__page_up(const mapkv_t *db, uint64_t n) {
+  return (n + db->page - 1) / db->page * db->page;
+}
+
+#endif

@@ -1,0 +1,25 @@
+/*
+ * store_err.h — the engine's failure messages: a thread-local buffer that
+ * mapkv_errmsg() returns, set by mapkv__fail() where an error is detected.
+ */
+#ifndef MAPKV_STORE_ERR_H
+#define MAPKV_STORE_ERR_H
+
+#if defined(__GNUC__)
+#define MAPKV__PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define MAPKV__PRINTF(a, b)
+#endif
+
+/* Records a message for code and returns code. */
+int mapkv__fail(int code, const char *fmt, ...) MAPKV__PRINTF(2, 3);
+
+/* An OS failure: returns -errno (EIO if errno is 0), message
+ * "<what>: <strerror>". */
+int mapkv__fail_errno(const char *what);
+
+/* A failure of the mapping core: keeps an OS error as -errno, maps other
+ * codes to MAPKV_EMAP, and carries mmf_errmsg() into the message. */
+int mapkv__fail_mmf(int mmf_code, const char *what);
+
+#endif
