@@ -51,10 +51,10 @@ extern "C" {
 #define MAPKV_FORMAT_VERSION 1
 
 /** Hard limits of the format (the per-store limits default lower). */
-#define MAPKV_KEY_MAX 65535u              /**< bytes in a key */
-#define MAPKV_VALUE_MAX 0x7fffffffu       /**< bytes in a value */
-#define MAPKV_FILE_MAX (1ull << 40)       /**< bytes in a store file (1 TiB) */
-#define MAPKV_DEFAULT_KEY_MAX 4096u       /**< default max_key_size */
+#define MAPKV_KEY_MAX           65535u      /**< bytes in a key */
+#define MAPKV_VALUE_MAX         0x7fffffffu /**< bytes in a value */
+#define MAPKV_FILE_MAX          (1ull << 40) /**< bytes in a store file (1 TiB) */
+#define MAPKV_DEFAULT_KEY_MAX   4096u        /**< default max_key_size */
 #define MAPKV_DEFAULT_VALUE_MAX (64u << 20) /**< default max_value_size */
 
 /* ---- Errors -------------------------------------------------------------- */
@@ -90,7 +90,8 @@ MAPKV_API const char *mapkv_strerror(int code);
  * Valid until the next mapkv_* call on this thread. Never NULL. */
 MAPKV_API const char *mapkv_errmsg(void);
 
-/* ---- Opening and closing --------------------------------------------------- */
+/* ---- Opening and closing ---------------------------------------------------
+ */
 
 /** Opaque store handle. */
 typedef struct mapkv mapkv_t;
@@ -108,8 +109,8 @@ enum mapkv_sync_mode {
 };
 
 /** Open flags. */
-#define MAPKV_CREATE 0x1u   /**< create the store if the file does not exist */
-#define MAPKV_RDONLY 0x2u   /**< open read-only (no lock, no writes) */
+#define MAPKV_CREATE 0x1u /**< create the store if the file does not exist */
+#define MAPKV_RDONLY 0x2u /**< open read-only (no lock, no writes) */
 
 /** Callback seeing every file range made durable (for power-cut tests). */
 typedef void (*mapkv_flush_hook_fn)(void *ctx, int64_t file_offset,
@@ -118,13 +119,13 @@ typedef void (*mapkv_flush_hook_fn)(void *ctx, int64_t file_offset,
 /** Options of mapkv_open(). Initialise with mapkv_options_init(); zero
  * fields mean "default". */
 typedef struct mapkv_options {
-  unsigned flags;           /**< MAPKV_CREATE, MAPKV_RDONLY */
-  int sync_mode;            /**< enum mapkv_sync_mode */
-  uint64_t initial_size;    /**< file size of a new store (default 1 MiB) */
-  uint64_t growth_step;     /**< minimum growth of the file (default 1 MiB);
-                                 the file grows by max(step, size / 2) */
-  uint32_t max_key_size;    /**< default MAPKV_DEFAULT_KEY_MAX */
-  uint32_t max_value_size;  /**< default MAPKV_DEFAULT_VALUE_MAX */
+  unsigned flags;          /**< MAPKV_CREATE, MAPKV_RDONLY */
+  int sync_mode;           /**< enum mapkv_sync_mode */
+  uint64_t initial_size;   /**< file size of a new store (default 1 MiB) */
+  uint64_t growth_step;    /**< minimum growth of the file (default 1 MiB);
+                                the file grows by max(step, size / 2) */
+  uint32_t max_key_size;   /**< default MAPKV_DEFAULT_KEY_MAX */
+  uint32_t max_value_size; /**< default MAPKV_DEFAULT_VALUE_MAX */
   /** Address space reserved for the mapping so that it never moves (default
    * 64 GiB, at least twice the file size at open, at most MAPKV_FILE_MAX).
    * Growth past the reservation fails with MAPKV_EFULL; reopen with a
@@ -167,7 +168,8 @@ MAPKV_API int mapkv_open(const char *path, const mapkv_options *opts,
  */
 MAPKV_API int mapkv_close(mapkv_t *db);
 
-/* ---- Single operations ------------------------------------------------------ */
+/* ---- Single operations ------------------------------------------------------
+ */
 
 /**
  * Stores value under key (replacing any previous value) as one atomic,
@@ -209,7 +211,8 @@ MAPKV_API int mapkv_del(mapkv_t *db, const void *key, size_t klen);
 /** 1 if key exists, 0 if not, or a negative error. */
 MAPKV_API int mapkv_exists(mapkv_t *db, const void *key, size_t klen);
 
-/* ---- Atomic batches ------------------------------------------------------------ */
+/* ---- Atomic batches
+ * ------------------------------------------------------------ */
 
 /** A write batch: puts and deletes that become visible and durable together
  * or not at all. Owned by the caller until commit or abort. */
@@ -225,8 +228,7 @@ MAPKV_API int mapkv_batch_put(mapkv_batch_t *b, const void *key, size_t klen,
                               const void *val, size_t vlen);
 
 /** Adds a delete (of a key that may or may not exist). */
-MAPKV_API int mapkv_batch_del(mapkv_batch_t *b, const void *key,
-                              size_t klen);
+MAPKV_API int mapkv_batch_del(mapkv_batch_t *b, const void *key, size_t klen);
 
 /** Writes the batch as one commit and frees it (also on failure: then none
  * of its operations is applied). An empty batch commits nothing.
@@ -236,7 +238,8 @@ MAPKV_API int mapkv_batch_commit(mapkv_batch_t *b);
 /** Discards the batch and frees it. NULL is a no-op. */
 MAPKV_API void mapkv_batch_abort(mapkv_batch_t *b);
 
-/* ---- Iteration -------------------------------------------------------------------- */
+/* ---- Iteration
+ * -------------------------------------------------------------------- */
 
 /** A cursor over the live records (in file order, not key order). */
 typedef struct mapkv_cursor mapkv_cursor_t;
@@ -264,7 +267,8 @@ MAPKV_API int mapkv_cursor_next(mapkv_cursor_t *c, const void **key,
 /** Frees the cursor. NULL is a no-op. */
 MAPKV_API void mapkv_cursor_close(mapkv_cursor_t *c);
 
-/* ---- Maintenance ------------------------------------------------------------------ */
+/* ---- Maintenance
+ * ------------------------------------------------------------------ */
 
 /** Makes every commit so far durable (one msync of the unflushed pages).
  * @return 0, MAPKV_EREADONLY, -errno. */
@@ -285,28 +289,28 @@ MAPKV_API int mapkv_compact(mapkv_t *db);
 /** Figures of a store (mapkv_stat()). */
 typedef struct mapkv_stats {
   uint32_t format_version;
-  uint32_t clean_open;       /**< 1 if the last open found a clean close */
-  uint64_t records;          /**< live keys */
-  uint64_t live_bytes;       /**< bytes of the live records */
-  uint64_t dead_bytes;       /**< bytes of replaced/deleted/damaged records */
-  uint64_t data_end;         /**< file offset where the next record goes */
-  uint64_t file_size;        /**< bytes of the file (including free space) */
-  uint64_t mapped_size;      /**< bytes mapped */
-  uint64_t reserved_size;    /**< address space reserved for the mapping */
-  uint64_t index_slots;      /**< slots of the hash index */
-  uint64_t index_bytes;      /**< memory of the hash index */
-  uint64_t last_seq;         /**< sequence number of the newest record */
-  uint64_t generation;       /**< compactions the file has been through */
+  uint32_t clean_open;    /**< 1 if the last open found a clean close */
+  uint64_t records;       /**< live keys */
+  uint64_t live_bytes;    /**< bytes of the live records */
+  uint64_t dead_bytes;    /**< bytes of replaced/deleted/damaged records */
+  uint64_t data_end;      /**< file offset where the next record goes */
+  uint64_t file_size;     /**< bytes of the file (including free space) */
+  uint64_t mapped_size;   /**< bytes mapped */
+  uint64_t reserved_size; /**< address space reserved for the mapping */
+  uint64_t index_slots;   /**< slots of the hash index */
+  uint64_t index_bytes;   /**< memory of the hash index */
+  uint64_t last_seq;      /**< sequence number of the newest record */
+  uint64_t generation;    /**< compactions the file has been through */
   /* What the last open's recovery found: */
-  uint64_t recovered_batches;  /**< intact batches applied */
-  uint64_t dropped_tail_bytes; /**< bytes of an uncommitted or torn tail */
+  uint64_t recovered_batches;    /**< intact batches applied */
+  uint64_t dropped_tail_bytes;   /**< bytes of an uncommitted or torn tail */
   uint64_t dropped_tail_records; /**< intact records in that tail */
-  uint64_t damaged_regions;    /**< damaged spans skipped in the middle */
-  uint64_t damaged_bytes;      /**< bytes in those spans (incl. the batches
-                                    they broke) */
-  uint64_t first_damage_offset; /**< file offset of the first, or 0 */
-  uint64_t checksum_failures;  /**< gets/cursors that hit a bad checksum
-                                    since open */
+  uint64_t damaged_regions;      /**< damaged spans skipped in the middle */
+  uint64_t damaged_bytes;        /**< bytes in those spans (incl. the batches
+                                      they broke) */
+  uint64_t first_damage_offset;  /**< file offset of the first, or 0 */
+  uint64_t checksum_failures;    /**< gets/cursors that hit a bad checksum
+                                      since open */
 } mapkv_stats;
 
 /** Fills *st. */

@@ -90,8 +90,8 @@ static int copy_live(mapkv_t *db, target *t) {
     if (mapkv__index_insert(&t->ix, h, t->end) != 0)
       return mapkv__fail(MAPKV_ENOMEM, "out of memory for the new index");
     t->end += mapkv__rec_encode(t->base + t->end, MAPKV__T_PUT,
-                                MAPKV__F_FIRST | MAPKV__F_LAST, ++t->seq,
-                                r.key, r.klen, r.val, r.vlen, t->hdr.file_id);
+                                MAPKV__F_FIRST | MAPKV__F_LAST, ++t->seq, r.key,
+                                r.klen, r.val, r.vlen, t->hdr.file_id);
     t->live_bytes += r.size;
   }
   return 0;

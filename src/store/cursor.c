@@ -49,8 +49,8 @@ static uint64_t skip_damage(const mapkv_t *db, uint64_t from, uint64_t end) {
   while (start < stop) {
     if (mmf_find(db->map, mapkv__marker, 2, &start, &stop, &at) != 0 || at < 0)
       return end;
-    if (mapkv__rec_decode(db->base + at, end - (uint64_t)at, db->hdr.file_id,
-                          1, &r) == MAPKV__REC_OK)
+    if (mapkv__rec_decode(db->base + at, end - (uint64_t)at, db->hdr.file_id, 1,
+                          &r) == MAPKV__REC_OK)
       return (uint64_t)at;
     start = at + 1;
   }
@@ -103,7 +103,7 @@ int mapkv_cursor_next(mapkv_cursor_t *c, const void **key, size_t *klen,
   }
   pthread_rwlock_unlock(&db->rw);
   if (rc == MAPKV_NOTFOUND)
-    mapkv__fail(rc, "no more records");
+    mapkv__fail_static(rc, "no more records");
   return rc;
 }
 

@@ -15,6 +15,7 @@
 #include "format.h"
 
 #include <string.h>
+#define XXH_INLINE_ALL /* the system xxhash.h, inlined for short records */
 #include <xxhash.h>
 
 #include "mapkv/mapkv.h"
@@ -83,12 +84,10 @@ int mapkv__header_decode(const uint8_t *src, uint64_t len, mapkv__header *h) {
   if (b == 0)
     return 0;
   if (a == MAPKV_EVERSION || b == MAPKV_EVERSION)
-    return mapkv__fail(MAPKV_EVERSION,
-                       "store format version %u is newer than %u",
-                       (unsigned)mapkv__get_le(src + 8, 4),
-                       MAPKV_FORMAT_VERSION);
-  return mapkv__fail(MAPKV_ECORRUPT,
-                     "header at offset 0: both copies damaged");
+    return mapkv__fail(
+        MAPKV_EVERSION, "store format version %u is newer than %u",
+        (unsigned)mapkv__get_le(src + 8, 4), MAPKV_FORMAT_VERSION);
+  return mapkv__fail(MAPKV_ECORRUPT, "header at offset 0: both copies damaged");
 }
 
 int mapkv__rec_decode(const uint8_t *p, uint64_t avail, uint64_t file_id,

@@ -11,13 +11,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MAPKV__HDR_PAGE 4096u /* the header page; records start here */
-#define MAPKV__HDR_COPY_B 2048u /* offset of the second header copy */
-#define MAPKV__HDR_SIZE 128u  /* bytes of one header copy */
-#define MAPKV__REC_HEAD 16u   /* record header before the key */
-#define MAPKV__REC_TAIL 8u    /* checksum after the value */
+#define MAPKV__HDR_PAGE     4096u /* the header page; records start here */
+#define MAPKV__HDR_COPY_B   2048u /* offset of the second header copy */
+#define MAPKV__HDR_SIZE     128u  /* bytes of one header copy */
+#define MAPKV__REC_HEAD     16u   /* record header before the key */
+#define MAPKV__REC_TAIL     8u    /* checksum after the value */
 #define MAPKV__REC_OVERHEAD (MAPKV__REC_HEAD + MAPKV__REC_TAIL)
-#define MAPKV__SEQ_MAX ((1ull << 48) - 1)
+#define MAPKV__SEQ_MAX      ((1ull << 48) - 1)
 
 /* The two bytes every record starts with. */
 #define MAPKV__MARK0 0xB7u
@@ -35,8 +35,8 @@ typedef struct mapkv__header {
   uint32_t flags; /* MAPKV__HF_* */
   uint64_t file_id;
   uint64_t generation;
-  uint64_t data_end;   /* exact only with MAPKV__HF_CLEAN */
-  uint64_t last_seq;   /* exact only with MAPKV__HF_CLEAN */
+  uint64_t data_end; /* exact only with MAPKV__HF_CLEAN */
+  uint64_t last_seq; /* exact only with MAPKV__HF_CLEAN */
   uint64_t live_records;
   uint64_t live_bytes;
   uint64_t created;
@@ -65,10 +65,10 @@ typedef struct mapkv__rec {
 /* Why a record could not be decoded. */
 enum {
   MAPKV__REC_OK = 0,
-  MAPKV__REC_END = 1,       /* zero bytes: the end of the log */
-  MAPKV__REC_SHORT = 2,     /* runs past the readable bytes */
-  MAPKV__REC_BADHEAD = 3,   /* marker, type, flags or lengths invalid */
-  MAPKV__REC_BADSUM = 4     /* checksum mismatch */
+  MAPKV__REC_END = 1,     /* zero bytes: the end of the log */
+  MAPKV__REC_SHORT = 2,   /* runs past the readable bytes */
+  MAPKV__REC_BADHEAD = 3, /* marker, type, flags or lengths invalid */
+  MAPKV__REC_BADSUM = 4   /* checksum mismatch */
 };
 
 /* Decodes the record at p with `avail` readable bytes. With verify, the

@@ -4,9 +4,12 @@
 #include "index.h"
 
 #include <stdlib.h>
+
+#define XXH_INLINE_ALL /* the system xxhash.h, inlined for short keys */
 #include <xxhash.h>
 
 #include "mapkv/mapkv.h"
+#include "mapkv/mmf.h"
 
 #define MIN_BITS 4
 #define TAG_BITS (64 - MAPKV__IX_OFFBITS)
@@ -22,6 +25,23 @@ static uint64_t entry_home(const mapkv__index *ix, uint64_t s, unsigned bits) {
   return ix->hash_at(ix->ctx, s & MAPKV__IX_OFFMASK) >> (64 - bits);
 }
 
+/* A zeroed table of 2^bits slots in anonymous memory from the mapping
+ * core, backed by huge pages where the system allows (the table is probed
+ * at random, so TLB misses matter). */
+static uint64_t *table_alloc(unsigned bits, mmf_t **mem) {
+  int64_t len = (int64_t)sizeof(uint64_t) << bits;
+  void *p;
+  if (mmf_open(mem, -1, len, MMF_MAP_PRIVATE, MMF_PROT_READ | MMF_PROT_WRITE,
+               MMF_ACCESS_DEFAULT, 0, 1) != 0)
+    return NULL;
+#ifdef MMF_MADV_HUGEPAGE
+  if (len >= (2 << 20))
+    mmf_madvise(*mem, MMF_MADV_HUGEPAGE, 0, NULL); /* advice only */
+#endif
+  mmf_data(*mem, &p, NULL);
+  return p;
+}
+
 static unsigned bits_for(uint64_t keys) {
   unsigned bits = MIN_BITS;
   /* Smallest power of two that keeps the load at most 3/4. */
@@ -33,7 +53,7 @@ static unsigned bits_for(uint64_t keys) {
 int mapkv__index_init(mapkv__index *ix, uint64_t expected,
                       mapkv__hash_at_fn hash_at, void *ctx) {
   unsigned bits = bits_for(expected);
-  ix->slots = calloc((size_t)1 << bits, sizeof(uint64_t));
+  ix->slots = table_alloc(bits, &ix->mem);
   if (ix->slots == NULL)
     return MAPKV_ENOMEM;
   ix->bits = bits;
@@ -45,7 +65,8 @@ int mapkv__index_init(mapkv__index *ix, uint64_t expected,
 }
 
 void mapkv__index_free(mapkv__index *ix) {
-  free(ix->slots);
+  mmf_free(ix->mem);
+  ix->mem = NULL;
   ix->slots = NULL;
   ix->count = 0;
 }
@@ -59,7 +80,8 @@ static void place(uint64_t *slots, uint64_t mask, uint64_t home, uint64_t s) {
 
 static int grow_to(mapkv__index *ix, unsigned bits) {
   uint64_t n = 1ull << bits, mask = n - 1, i;
-  uint64_t *slots = calloc((size_t)n, sizeof(uint64_t));
+  mmf_t *mem;
+  uint64_t *slots = table_alloc(bits, &mem);
   if (slots == NULL)
     return MAPKV_ENOMEM;
   for (i = 0; i <= ix->mask; i++) {
@@ -67,7 +89,8 @@ static int grow_to(mapkv__index *ix, unsigned bits) {
     if (s != 0)
       place(slots, mask, entry_home(ix, s, bits), s);
   }
-  free(ix->slots);
+  mmf_free(ix->mem);
+  ix->mem = mem;
   ix->slots = slots;
   ix->mask = mask;
   ix->bits = bits;

@@ -29,8 +29,9 @@ typedef uint64_t (*mapkv__hash_at_fn)(void *ctx, uint64_t offset);
 
 typedef struct mapkv__index {
   uint64_t *slots;
-  uint64_t mask; /* slots - 1 */
-  unsigned bits; /* log2(slots) */
+  struct mmf *mem; /* the anonymous map holding slots */
+  uint64_t mask;   /* slots - 1 */
+  unsigned bits;   /* log2(slots) */
   uint64_t count;
   mapkv__hash_at_fn hash_at;
   void *ctx;

@@ -68,14 +68,13 @@ static int os_random(void *buf, size_t n) {
   return 0;
 }
 
-struct mapkv__os mapkv__os = {os_open,  close, fstat,  stat,   os_flock,
-                              os_reserve, pwrite, fsync, rename, link,
-                              unlink,   os_random};
+struct mapkv__os mapkv__os = {os_open,  close,      fstat,  stat,
+                              os_flock, os_reserve, pwrite, fsync,
+                              rename,   link,       unlink, os_random};
 
 void mapkv__os_reset(void) {
-  struct mapkv__os real = {os_open,    close,  fstat, stat,   os_flock,
-                           os_reserve, pwrite, fsync, rename, link,
-                           unlink,     os_random};
+  struct mapkv__os real = {os_open, close, fstat,  stat, os_flock, os_reserve,
+                           pwrite,  fsync, rename, link, unlink,   os_random};
   mapkv__os = real;
 }
 

@@ -33,13 +33,13 @@ typedef struct scanner {
   uint64_t *offs; /* records of the pending batch */
   size_t n, cap;
   uint64_t pend_start;
-  uint64_t pend_seq; /* sequence number of the last pending record */
+  uint64_t pend_seq;     /* sequence number of the last pending record */
   uint64_t tail_records; /* intact records since the last accepted batch */
   /* damaged spans not yet known to lie before an accepted batch */
   struct span {
     uint64_t off, len;
     const char *what;
-  } *open;
+  } * open;
   size_t nopen, capopen;
 } scanner;
 
@@ -186,8 +186,7 @@ int mapkv__scan(const mapkv_t *db, uint64_t limit, int verify,
     } else if (r.seq != s.pend_seq + 1) {
       what = "sequence number gap inside a batch";
     } else if (r.type == MAPKV__T_COMMIT &&
-               (!(r.flags & MAPKV__F_LAST) ||
-                mapkv__get_le(r.val, 4) != s.n)) {
+               (!(r.flags & MAPKV__F_LAST) || mapkv__get_le(r.val, 4) != s.n)) {
       what = "commit record does not match its batch";
     }
     if (what == NULL && r.type != MAPKV__T_COMMIT && s.n > 0 &&

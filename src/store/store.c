@@ -27,7 +27,7 @@
 #include "store_err.h"
 
 #define DEFAULT_INITIAL (1ull << 20)
-#define DEFAULT_STEP (1ull << 20)
+#define DEFAULT_STEP    (1ull << 20)
 #define DEFAULT_RESERVE (64ull << 30)
 
 void mapkv_options_init(mapkv_options *o) {
@@ -68,7 +68,8 @@ static int check_options(mapkv_options *o) {
   return 0;
 }
 
-/* ---- Lookup and index maintenance ------------------------------------------ */
+/* ---- Lookup and index maintenance ------------------------------------------
+ */
 
 uint64_t mapkv__find(const mapkv_t *db, const void *key, size_t klen,
                      uint64_t hash, mapkv__probe *p) {
@@ -85,15 +86,17 @@ uint64_t mapkv__find(const mapkv_t *db, const void *key, size_t klen,
 
 static uint64_t rec_size_at(const mapkv_t *db, uint64_t off) {
   const uint8_t *r = db->base + off;
-  return MAPKV__REC_OVERHEAD + mapkv__get_le(r + 4, 2) + mapkv__get_le(r + 6, 4);
+  return MAPKV__REC_OVERHEAD + mapkv__get_le(r + 4, 2) +
+         mapkv__get_le(r + 6, 4);
 }
 
-int mapkv__apply(mapkv_t *db, uint64_t off, const mapkv__rec *r) {
+/* mapkv__apply() with the key's hash already computed. */
+static int apply_hashed(mapkv_t *db, uint64_t off, const mapkv__rec *r,
+                        uint64_t hash) {
   mapkv__probe p;
-  uint64_t hash, old;
+  uint64_t old;
   if (r->type == MAPKV__T_COMMIT)
     return 0;
-  hash = mapkv__index_hash(r->key, r->klen);
   old = mapkv__find(db, r->key, r->klen, hash, &p);
   if (old != 0) {
     db->live_bytes -= rec_size_at(db, old);
@@ -110,13 +113,18 @@ int mapkv__apply(mapkv_t *db, uint64_t off, const mapkv__rec *r) {
   return 0;
 }
 
+int mapkv__apply(mapkv_t *db, uint64_t off, const mapkv__rec *r) {
+  return apply_hashed(db, off, r, mapkv__index_hash(r->key, r->klen));
+}
+
 static uint64_t hash_at(void *ctx, uint64_t off) {
   const mapkv_t *db = ctx;
   const uint8_t *r = db->base + off;
   return mapkv__index_hash(r + MAPKV__REC_HEAD, mapkv__get_le(r + 4, 2));
 }
 
-/* ---- Flushing and the header ---------------------------------------------------- */
+/* ---- Flushing and the header
+ * ---------------------------------------------------- */
 
 int mapkv__flush_to(mapkv_t *db, uint64_t upto) {
   uint64_t from = db->flushed / db->page * db->page;
@@ -150,7 +158,8 @@ int mapkv__write_header(mapkv_t *db, int clean) {
   return 0;
 }
 
-/* ---- Creating, opening, recovering ----------------------------------------------- */
+/* ---- Creating, opening, recovering
+ * ----------------------------------------------- */
 
 /* Creates the store file atomically: a complete header page is written to a
  * temporary file, synced, and linked into place (which fails if another
@@ -249,20 +258,58 @@ static int open_locked(mapkv_t *db) {
   return mapkv__fail(MAPKV_ELOCKED, "%s keeps being replaced", db->path);
 }
 
-/* Recovery callbacks: apply accepted batches to the index. */
+/* Recovery applies accepted records through a short queue: each record's
+ * index slot is prefetched when it enters, and the record is applied when
+ * it leaves, in the same order. Building the index of a large store is
+ * dominated by cache misses on the table; this overlaps them. */
+#define APPLY_QUEUE 16
+
+typedef struct apply_queue {
+  mapkv_t *db;
+  uint64_t off[APPLY_QUEUE], hash[APPLY_QUEUE];
+  unsigned head, n;
+} apply_queue;
+
+static int queue_pop(apply_queue *q) {
+  mapkv_t *db = q->db;
+  mapkv__rec r;
+  uint64_t off = q->off[q->head];
+  uint64_t hash = q->hash[q->head];
+  q->head = (q->head + 1) % APPLY_QUEUE;
+  q->n--;
+  /* Decoded (and bounds-checked) by the scan already. */
+  if (mapkv__rec_decode(db->base + off, db->cap - off, 0, 0, &r) !=
+      MAPKV__REC_OK)
+    return mapkv__fail(MAPKV_ECORRUPT, "record at offset %llu changed",
+                       (unsigned long long)off);
+  return apply_hashed(db, off, &r, hash);
+}
+
+static int queue_drain(apply_queue *q) {
+  int rc = 0;
+  while (q->n > 0 && rc == 0)
+    rc = queue_pop(q);
+  return rc;
+}
+
 static int apply_batch(void *ctx, const uint64_t *offs, size_t n) {
-  mapkv_t *db = ctx;
+  apply_queue *q = ctx;
+  mapkv_t *db = q->db;
   for (size_t i = 0; i < n; i++) {
-    mapkv__rec r;
     const uint8_t *p = db->base + offs[i];
-    /* Already decoded (and bounds-checked) by the scan. */
-    if (mapkv__rec_decode(p, db->cap - offs[i], db->hdr.file_id, 0, &r) !=
-        MAPKV__REC_OK)
-      return mapkv__fail(MAPKV_ECORRUPT, "record at offset %llu changed",
-                         (unsigned long long)offs[i]);
-    int rc = mapkv__apply(db, offs[i], &r);
-    if (rc != 0)
+    uint64_t klen = mapkv__get_le(p + 4, 2), hash;
+    unsigned slot;
+    int rc;
+    if (p[2] == MAPKV__T_COMMIT)
+      continue;
+    if (q->n == APPLY_QUEUE && (rc = queue_pop(q)) != 0)
       return rc;
+    hash = mapkv__index_hash(p + MAPKV__REC_HEAD, (size_t)klen);
+    __builtin_prefetch(&db->ix.slots[hash >> (64 - db->ix.bits)]);
+    slot = (q->head + q->n) % APPLY_QUEUE;
+    q->off[slot] = offs[i];
+    q->hash[slot] = hash;
+    q->n++;
   }
   return 0;
 }
@@ -276,10 +323,12 @@ static int reset_index(mapkv_t *db, uint64_t expected) {
 }
 
 static int recover(mapkv_t *db) {
-  mapkv__scan_cb cb = {apply_batch, NULL, db};
+  apply_queue q = {db, {0}, {0}, 0, 0};
+  mapkv__scan_cb cb = {apply_batch, NULL, &q};
   mapkv__scan_res res;
   int clean = (db->hdr.flags & MAPKV__HF_CLEAN) &&
-              db->hdr.data_end >= MAPKV__HDR_PAGE && db->hdr.data_end <= db->cap;
+              db->hdr.data_end >= MAPKV__HDR_PAGE &&
+              db->hdr.data_end <= db->cap;
   int rc;
 
   memset(&db->rec, 0, sizeof db->rec);
@@ -292,6 +341,8 @@ static int recover(mapkv_t *db) {
     if ((rc = reset_index(db, expect)) != 0)
       return rc;
     rc = mapkv__scan(db, db->hdr.data_end, 0, &cb, &res);
+    if (rc == 0)
+      rc = queue_drain(&q);
     if (rc == 0 && res.end == db->hdr.data_end) {
       db->rec.clean_open = 1;
       goto done;
@@ -299,9 +350,11 @@ static int recover(mapkv_t *db) {
     if (rc != 0 && rc != MAPKV_ECORRUPT)
       return rc;
   }
+  q.n = 0;
   if ((rc = reset_index(db, 0)) != 0)
     return rc;
-  if ((rc = mapkv__scan(db, db->cap, 1, &cb, &res)) != 0)
+  if ((rc = mapkv__scan(db, db->cap, 1, &cb, &res)) != 0 ||
+      (rc = queue_drain(&q)) != 0)
     return rc;
 done:
   db->end = res.end;
@@ -433,7 +486,8 @@ int mapkv_close(mapkv_t *db) {
   return rc;
 }
 
-/* ---- Writing ---------------------------------------------------------------------- */
+/* ---- Writing
+ * ---------------------------------------------------------------------- */
 
 /* One operation of a commit. */
 typedef struct op {
@@ -447,8 +501,9 @@ static int check_kv(const mapkv_t *db, const void *key, size_t klen,
   if ((key == NULL && klen > 0) || (val == NULL && vlen > 0))
     return mapkv__fail(MAPKV_EINVAL, "NULL key or value with nonzero length");
   if (klen > db->opts.max_key_size)
-    return mapkv__fail(MAPKV_EKEYSIZE, "key of %zu bytes exceeds the limit of %u",
-                       klen, db->opts.max_key_size);
+    return mapkv__fail(MAPKV_EKEYSIZE,
+                       "key of %zu bytes exceeds the limit of %u", klen,
+                       db->opts.max_key_size);
   if (vlen > db->opts.max_value_size)
     return mapkv__fail(MAPKV_EVALSIZE,
                        "value of %zu bytes exceeds the limit of %u", vlen,
@@ -468,7 +523,8 @@ static int ensure_room(mapkv_t *db, uint64_t need) {
   int rc;
   if (want <= db->cap)
     return 0;
-  grow = db->cap / 2 > db->opts.growth_step ? db->cap / 2 : db->opts.growth_step;
+  grow =
+      db->cap / 2 > db->opts.growth_step ? db->cap / 2 : db->opts.growth_step;
   newcap = db->cap + grow;
   if (newcap < want)
     newcap = want;
@@ -527,8 +583,8 @@ static int commit_ops(mapkv_t *db, const op *ops, size_t n) {
   at = db->end;
   seq = db->seq;
   for (size_t i = 0; i < n; i++) {
-    uint8_t flags = (uint8_t)((i == 0 ? MAPKV__F_FIRST : 0) |
-                              (n == 1 ? MAPKV__F_LAST : 0));
+    uint8_t flags =
+        (uint8_t)((i == 0 ? MAPKV__F_FIRST : 0) | (n == 1 ? MAPKV__F_LAST : 0));
     at += mapkv__rec_encode(db->base + at, ops[i].type, flags, ++seq,
                             ops[i].key, ops[i].klen, ops[i].val, ops[i].vlen,
                             db->hdr.file_id);
@@ -584,7 +640,7 @@ int mapkv_del(mapkv_t *db, const void *key, size_t klen) {
   pthread_mutex_lock(&db->wlock);
   /* Only writers change the index, and we are the writer. */
   if (mapkv__find(db, key, klen, mapkv__index_hash(key, klen), &p) == 0)
-    rc = mapkv__fail(MAPKV_NOTFOUND, "key not found");
+    rc = mapkv__fail_static(MAPKV_NOTFOUND, "key not found");
   else
     rc = commit_ops(db, &o, 1);
   pthread_mutex_unlock(&db->wlock);
@@ -603,7 +659,8 @@ int mapkv_sync(mapkv_t *db) {
   return rc;
 }
 
-/* ---- Reading ------------------------------------------------------------------------ */
+/* ---- Reading
+ * ------------------------------------------------------------------------ */
 
 /* Finds key and checks its record. Caller holds rw for reading. On success
  * *val and *vlen describe the value inside the mapping. */
@@ -616,7 +673,7 @@ static int lookup(mapkv_t *db, const void *key, size_t klen,
     return mapkv__fail(MAPKV_EINVAL, "NULL key with nonzero length");
   off = mapkv__find(db, key, klen, mapkv__index_hash(key, klen), &p);
   if (off == 0)
-    return mapkv__fail(MAPKV_NOTFOUND, "key not found");
+    return mapkv__fail_static(MAPKV_NOTFOUND, "key not found");
   if (mapkv__rec_decode(db->base + off, db->end - off, db->hdr.file_id, 1,
                         &r) != MAPKV__REC_OK) {
     atomic_fetch_add(&db->checksum_failures, 1);
@@ -640,8 +697,8 @@ int mapkv_get(mapkv_t *db, const void *key, size_t klen, void *buf, size_t cap,
   rc = lookup(db, key, klen, &v, &n);
   if (rc == 0) {
     if (n > cap)
-      rc = mapkv__fail(MAPKV_EBUFSMALL, "value of %zu bytes, buffer of %zu",
-                       n, cap);
+      rc = mapkv__fail(MAPKV_EBUFSMALL, "value of %zu bytes, buffer of %zu", n,
+                       cap);
     else if (n > 0)
       memcpy(buf, v, n);
     if (vlen != NULL)
@@ -680,7 +737,9 @@ int mapkv_exists(mapkv_t *db, const void *key, size_t klen) {
   return off != 0;
 }
 
-/* ---- Batches ---------------------------------------------------------------------------- */
+/* ---- Batches
+ * ----------------------------------------------------------------------------
+ */
 
 struct mapkv_batch {
   mapkv_t *db;
@@ -787,7 +846,8 @@ int mapkv_batch_commit(mapkv_batch_t *b) {
   return rc;
 }
 
-/* ---- Figures and verification ------------------------------------------------------------ */
+/* ---- Figures and verification
+ * ------------------------------------------------------------ */
 
 int mapkv_stat(mapkv_t *db, mapkv_stats *st) {
   if (db == NULL || st == NULL)
@@ -846,10 +906,11 @@ int mapkv_verify(mapkv_t *db, mapkv_damage_fn report, void *ctx,
   if (damaged != NULL)
     *damaged = v.spans;
   if (v.spans > 0)
-    return mapkv__fail(MAPKV_ECORRUPT, "%llu damaged span(s), the first at "
-                                       "offset %llu",
-                       (unsigned long long)v.spans,
-                       (unsigned long long)(res.damaged ? res.first_damage
-                                                        : res.end));
+    return mapkv__fail(
+        MAPKV_ECORRUPT,
+        "%llu damaged span(s), the first at "
+        "offset %llu",
+        (unsigned long long)v.spans,
+        (unsigned long long)(res.damaged ? res.first_damage : res.end));
   return 0;
 }

@@ -63,13 +63,13 @@ typedef struct mapkv__scan_cb {
 
 /* Scan results. */
 typedef struct mapkv__scan_res {
-  uint64_t end;           /* end of the last accepted batch */
-  uint64_t last_seq;      /* its last sequence number */
-  uint64_t batches;       /* accepted batches */
-  uint64_t tail_bytes;    /* non-zero bytes after end */
-  uint64_t tail_records;  /* intact records after end */
-  uint64_t nonzero_end;   /* end of the last non-zero byte scanned */
-  uint64_t damaged;       /* damaged spans before end */
+  uint64_t end;          /* end of the last accepted batch */
+  uint64_t last_seq;     /* its last sequence number */
+  uint64_t batches;      /* accepted batches */
+  uint64_t tail_bytes;   /* non-zero bytes after end */
+  uint64_t tail_records; /* intact records after end */
+  uint64_t nonzero_end;  /* end of the last non-zero byte scanned */
+  uint64_t damaged;      /* damaged spans before end */
   uint64_t damaged_bytes;
   uint64_t first_damage;
 } mapkv__scan_res;

@@ -14,6 +14,9 @@
 /* Records a message for code and returns code. */
 int mapkv__fail(int code, const char *fmt, ...) MAPKV__PRINTF(2, 3);
 
+/* Records a static message (not copied: it must be a string literal). */
+int mapkv__fail_static(int code, const char *text);
+
 /* An OS failure: returns -errno (EIO if errno is 0), message
  * "<what>: <strerror>". */
 int mapkv__fail_errno(const char *what);
