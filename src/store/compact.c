@@ -53,10 +53,10 @@ typedef struct target {
   mapkv__header hdr;
 } target;
 
-static uint64_t target_hash_at(void *ctx, uint64_t off) {
+static void target_hashes_at(void *ctx, const uint64_t *offs, uint64_t *hashes,
+                             size_t n) {
   const target *t = ctx;
-  const uint8_t *r = t->base + off;
-  return mapkv__index_hash(r + MAPKV__REC_HEAD, mapkv__get_le(r + 4, 2));
+  mapkv__hash_records(t->base, offs, hashes, n);
 }
 
 /* Copies every live, intact record of db into t. */
@@ -169,7 +169,7 @@ int mapkv_compact(mapkv_t *db) {
   mmf_data(t.map, &base, NULL);
   t.base = base;
   t.end = MAPKV__HDR_PAGE;
-  if (mapkv__index_init(&t.ix, db->ix.count, target_hash_at, &t) != 0) {
+  if (mapkv__index_init(&t.ix, db->ix.count, target_hashes_at, &t) != 0) {
     rc = mapkv__fail(MAPKV_ENOMEM, "out of memory for the new index");
     goto out;
   }
@@ -209,7 +209,7 @@ int mapkv_compact(mapkv_t *db) {
     db->live_bytes = t.live_bytes;
     db->ix = t.ix;
     db->ix.ctx = db; /* the index now asks the store for hashes */
-    db->ix.hash_at = old_ix.hash_at;
+    db->ix.hashes_at = old_ix.hashes_at;
     t.map = NULL;
     t.fd = -1;
     t.ix.slots = NULL;

@@ -12,17 +12,10 @@
 #include "mapkv/mmf.h"
 
 #define MIN_BITS 4
-#define TAG_BITS (64 - MAPKV__IX_OFFBITS)
+#define BATCH    64 /* entries rehashed per call of hashes_at */
 
 uint64_t mapkv__index_hash(const void *key, size_t klen) {
   return XXH3_64bits(key, klen);
-}
-
-/* Home slot of an entry in a table of 2^bits slots. */
-static uint64_t entry_home(const mapkv__index *ix, uint64_t s, unsigned bits) {
-  if (bits <= TAG_BITS)
-    return (s >> MAPKV__IX_OFFBITS) >> (TAG_BITS - bits);
-  return ix->hash_at(ix->ctx, s & MAPKV__IX_OFFMASK) >> (64 - bits);
 }
 
 /* A zeroed table of 2^bits slots in anonymous memory from the mapping
@@ -42,24 +35,33 @@ static uint64_t *table_alloc(unsigned bits, mmf_t **mem) {
   return p;
 }
 
+/* Smallest table that holds `keys` at a load of at most 3/4. */
 static unsigned bits_for(uint64_t keys) {
   unsigned bits = MIN_BITS;
-  /* Smallest power of two that keeps the load at most 3/4. */
   while (bits < 63 && (1ull << bits) / 4 * 3 < keys)
     bits++;
   return bits;
 }
 
-int mapkv__index_init(mapkv__index *ix, uint64_t expected,
-                      mapkv__hash_at_fn hash_at, void *ctx) {
-  unsigned bits = bits_for(expected);
-  ix->slots = table_alloc(bits, &ix->mem);
-  if (ix->slots == NULL)
-    return MAPKV_ENOMEM;
+static void set_table(mapkv__index *ix, uint64_t *slots, mmf_t *mem,
+                      unsigned bits) {
+  ix->slots = slots;
+  ix->mem = mem;
   ix->bits = bits;
   ix->mask = (1ull << bits) - 1;
+  ix->limit = (1ull << bits) / 4 * 3;
+}
+
+int mapkv__index_init(mapkv__index *ix, uint64_t expected,
+                      mapkv__hashes_at_fn hashes_at, void *ctx) {
+  unsigned bits = bits_for(expected);
+  mmf_t *mem;
+  uint64_t *slots = table_alloc(bits, &mem);
+  if (slots == NULL)
+    return MAPKV_ENOMEM;
+  set_table(ix, slots, mem, bits);
   ix->count = 0;
-  ix->hash_at = hash_at;
+  ix->hashes_at = hashes_at;
   ix->ctx = ctx;
   return 0;
 }
@@ -79,35 +81,43 @@ static void place(uint64_t *slots, uint64_t mask, uint64_t home, uint64_t s) {
 }
 
 static int grow_to(mapkv__index *ix, unsigned bits) {
-  uint64_t n = 1ull << bits, mask = n - 1, i;
+  uint64_t n = 1ull << bits, mask = n - 1, i = 0;
+  uint64_t offs[BATCH], hashes[BATCH], ents[BATCH];
   mmf_t *mem;
   uint64_t *slots = table_alloc(bits, &mem);
   if (slots == NULL)
     return MAPKV_ENOMEM;
-  for (i = 0; i <= ix->mask; i++) {
-    uint64_t s = ix->slots[i];
-    if (s != 0)
-      place(slots, mask, entry_home(ix, s, bits), s);
+  while (i <= ix->mask) {
+    size_t k = 0;
+    for (; i <= ix->mask && k < BATCH; i++) {
+      if (ix->slots[i] != 0) {
+        ents[k] = ix->slots[i];
+        offs[k++] = ix->slots[i] & MAPKV__IX_OFFMASK;
+      }
+    }
+    if (k == 0)
+      continue;
+    ix->hashes_at(ix->ctx, offs, hashes, k);
+    for (size_t j = 0; j < k; j++)
+      place(slots, mask, hashes[j] >> (64 - bits), ents[j]);
   }
   mmf_free(ix->mem);
-  ix->mem = mem;
-  ix->slots = slots;
-  ix->mask = mask;
-  ix->bits = bits;
+  set_table(ix, slots, mem, bits);
   return 0;
 }
 
 int mapkv__index_reserve(mapkv__index *ix, uint64_t more) {
-  unsigned bits = bits_for(ix->count + more);
-  return bits > ix->bits ? grow_to(ix, bits) : 0;
+  if (ix->count + more <= ix->limit)
+    return 0;
+  return grow_to(ix, bits_for(ix->count + more));
 }
 
 int mapkv__index_insert(mapkv__index *ix, uint64_t hash, uint64_t offset) {
   int rc = mapkv__index_reserve(ix, 1);
   if (rc != 0)
     return rc;
-  place(ix->slots, ix->mask, hash >> (64 - ix->bits),
-        (hash >> MAPKV__IX_OFFBITS) << MAPKV__IX_OFFBITS |
+  place(ix->slots, ix->mask, mapkv__index_home(ix, hash),
+        (hash & MAPKV__IX_TAGMASK) << MAPKV__IX_OFFBITS |
             (offset & MAPKV__IX_OFFMASK));
   ix->count++;
   return 0;
@@ -118,11 +128,13 @@ void mapkv__index_remove(mapkv__index *ix, const mapkv__probe *p) {
   /* Shift later members of the probe run back into the hole unless their
    * home lies cyclically in (i, j]. */
   for (;;) {
-    uint64_t k;
+    uint64_t k, off, h;
     j = (j + 1) & ix->mask;
     if (ix->slots[j] == 0)
       break;
-    k = entry_home(ix, ix->slots[j], ix->bits);
+    off = ix->slots[j] & MAPKV__IX_OFFMASK;
+    ix->hashes_at(ix->ctx, &off, &h, 1);
+    k = mapkv__index_home(ix, h);
     if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
       continue;
     ix->slots[i] = ix->slots[j];

@@ -3,14 +3,16 @@
  * newest record of that key.
  *
  * Open addressing with linear probing over 8-byte slots:
- *   slot = (top 24 bits of the key's 64-bit hash) << 40 | record offset
+ *   slot = (low 24 bits of the key's 64-bit hash) << 40 | record offset
  * An empty slot is 0 (offset 0 is the header, never a record). The home
- * slot of a hash is its top `bits` bits, so for tables of up to 2^24 slots
- * the home is derived from the slot itself and growing never reads keys;
- * larger tables ask the owner for a record's hash (hash_at). Deletion
- * shifts the probe run back, so there are no tombstones. The load stays at
- * most 3/4: memory is 8 / load <= 21.4 bytes per key once the table has
- * grown, and offsets are limited to 40 bits (MAPKV_FILE_MAX).
+ * slot of a hash is its top `bits` bits; the tag is taken from the other
+ * end of the hash, so it still tells keys apart when they share a home
+ * (a false candidate costs a read of the record). Growing and deletion need
+ * an entry's home, which the slot does not hold: they ask the owner for the
+ * hashes of records (hashes_at), in batches so that the owner can prefetch.
+ * Deletion shifts the probe run back, so there are no tombstones. The load
+ * stays at most 3/4: memory is 8 / load <= 21.4 bytes per key once the
+ * table has grown, and offsets are limited to 40 bits (MAPKV_FILE_MAX).
  *
  * The index only compares tags; the caller compares full keys against the
  * record at each candidate offset. Not thread-safe: the engine serialises
@@ -24,8 +26,11 @@
 
 #define MAPKV__IX_OFFBITS 40
 #define MAPKV__IX_OFFMASK ((1ull << MAPKV__IX_OFFBITS) - 1)
+#define MAPKV__IX_TAGMASK ((1ull << (64 - MAPKV__IX_OFFBITS)) - 1)
 
-typedef uint64_t (*mapkv__hash_at_fn)(void *ctx, uint64_t offset);
+/* Fills hashes[i] with the key hash of the record at offsets[i], i < n. */
+typedef void (*mapkv__hashes_at_fn)(void *ctx, const uint64_t *offsets,
+                                    uint64_t *hashes, size_t n);
 
 typedef struct mapkv__index {
   uint64_t *slots;
@@ -33,29 +38,38 @@ typedef struct mapkv__index {
   uint64_t mask;   /* slots - 1 */
   unsigned bits;   /* log2(slots) */
   uint64_t count;
-  mapkv__hash_at_fn hash_at;
+  uint64_t limit; /* count above which the table grows */
+  mapkv__hashes_at_fn hashes_at;
   void *ctx;
 } mapkv__index;
 
 /* A probe sequence for one hash. */
 typedef struct mapkv__probe {
   uint64_t pos;  /* next slot to look at */
-  uint64_t tag;  /* top 24 bits of the hash */
+  uint64_t tag;  /* low 24 bits of the hash */
   uint64_t last; /* slot of the last candidate returned */
 } mapkv__probe;
 
 /* Sets up an empty index sized for `expected` keys. 0 or MAPKV_ENOMEM. */
 int mapkv__index_init(mapkv__index *ix, uint64_t expected,
-                      mapkv__hash_at_fn hash_at, void *ctx);
+                      mapkv__hashes_at_fn hashes_at, void *ctx);
+/* Frees the table; the index may be initialised again. Safe on a zeroed
+ * or already freed index. */
 void mapkv__index_free(mapkv__index *ix);
 
 /* Hash of a key, as the index wants it. */
 uint64_t mapkv__index_hash(const void *key, size_t klen);
 
+/* The home slot of a hash (for prefetching). */
+static inline uint64_t mapkv__index_home(const mapkv__index *ix,
+                                         uint64_t hash) {
+  return hash >> (64 - ix->bits);
+}
+
 static inline void mapkv__index_probe_start(const mapkv__index *ix,
                                             uint64_t hash, mapkv__probe *p) {
-  p->pos = hash >> (64 - ix->bits);
-  p->tag = hash >> MAPKV__IX_OFFBITS;
+  p->pos = mapkv__index_home(ix, hash);
+  p->tag = hash & MAPKV__IX_TAGMASK;
   p->last = 0;
 }
 
@@ -75,7 +89,8 @@ static inline uint64_t mapkv__index_probe_next(const mapkv__index *ix,
   }
 }
 
-/* Points the slot of the last candidate of p at a new offset. */
+/* Points the slot of the last candidate of p at a new offset (of a record
+ * with the same key). */
 static inline void mapkv__index_replace(mapkv__index *ix, const mapkv__probe *p,
                                         uint64_t offset) {
   ix->slots[p->last] =

@@ -23,6 +23,8 @@
 #include "store.h"
 #include "store_err.h"
 
+#define PREFETCH_AHEAD 4096
+
 typedef struct scanner {
   const mapkv_t *db;
   const uint8_t *base;
@@ -170,8 +172,16 @@ int mapkv__scan(const mapkv_t *db, uint64_t limit, int verify,
   while (pos < s.limit) {
     mapkv__rec r;
     const char *what = NULL;
-    int d = mapkv__rec_decode(s.base + pos, s.limit - pos, db->hdr.file_id,
-                              verify, &r);
+    int d;
+    /* The walk is sequential but crosses a page every few dozen records,
+     * where the hardware prefetcher stops: run ahead of it. */
+    if (pos + PREFETCH_AHEAD + 192 < s.limit) {
+      __builtin_prefetch(s.base + pos + PREFETCH_AHEAD);
+      __builtin_prefetch(s.base + pos + PREFETCH_AHEAD + 64);
+      __builtin_prefetch(s.base + pos + PREFETCH_AHEAD + 128);
+    }
+    d = mapkv__rec_decode(s.base + pos, s.limit - pos, db->hdr.file_id, verify,
+                          &r);
     if (d != MAPKV__REC_OK) {
       what = rec_problem(d);
     } else if (r.flags & MAPKV__F_FIRST) {

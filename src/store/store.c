@@ -117,10 +117,22 @@ int mapkv__apply(mapkv_t *db, uint64_t off, const mapkv__rec *r) {
   return apply_hashed(db, off, r, mapkv__index_hash(r->key, r->klen));
 }
 
-static uint64_t hash_at(void *ctx, uint64_t off) {
+void mapkv__hash_records(const uint8_t *base, const uint64_t *offs,
+                         uint64_t *hashes, size_t n) {
+  /* Start every miss before waiting on the first. */
+  for (size_t i = 0; i < n; i++)
+    __builtin_prefetch(base + offs[i]);
+  for (size_t i = 0; i < n; i++) {
+    const uint8_t *r = base + offs[i];
+    hashes[i] =
+        mapkv__index_hash(r + MAPKV__REC_HEAD, (size_t)mapkv__get_le(r + 4, 2));
+  }
+}
+
+static void hashes_at(void *ctx, const uint64_t *offs, uint64_t *hashes,
+                      size_t n) {
   const mapkv_t *db = ctx;
-  const uint8_t *r = db->base + off;
-  return mapkv__index_hash(r + MAPKV__REC_HEAD, mapkv__get_le(r + 4, 2));
+  mapkv__hash_records(db->base, offs, hashes, n);
 }
 
 /* ---- Flushing and the header
@@ -262,7 +274,7 @@ static int open_locked(mapkv_t *db) {
  * index slot is prefetched when it enters, and the record is applied when
  * it leaves, in the same order. Building the index of a large store is
  * dominated by cache misses on the table; this overlaps them. */
-#define APPLY_QUEUE 16
+#define APPLY_QUEUE 64
 
 typedef struct apply_queue {
   mapkv_t *db;
@@ -305,7 +317,7 @@ static int apply_batch(void *ctx, const uint64_t *offs, size_t n) {
     if (q->n == APPLY_QUEUE && (rc = queue_pop(q)) != 0)
       return rc;
     hash = mapkv__index_hash(p + MAPKV__REC_HEAD, (size_t)klen);
-    __builtin_prefetch(&db->ix.slots[hash >> (64 - db->ix.bits)]);
+    __builtin_prefetch(&db->ix.slots[mapkv__index_home(&db->ix, hash)]);
     slot = (q->head + q->n) % APPLY_QUEUE;
     q->off[slot] = offs[i];
     q->hash[slot] = hash;
@@ -317,7 +329,7 @@ static int apply_batch(void *ctx, const uint64_t *offs, size_t n) {
 static int reset_index(mapkv_t *db, uint64_t expected) {
   mapkv__index_free(&db->ix);
   db->live_bytes = 0;
-  if (mapkv__index_init(&db->ix, expected, hash_at, db) != 0)
+  if (mapkv__index_init(&db->ix, expected, hashes_at, db) != 0)
     return mapkv__fail(MAPKV_ENOMEM, "out of memory for the index");
   return 0;
 }

@@ -52,6 +52,10 @@ uint64_t mapkv__find(const mapkv_t *db, const void *key, size_t klen,
  * Caller holds rw for writing (or owns db exclusively). 0 or MAPKV_ENOMEM. */
 int mapkv__apply(mapkv_t *db, uint64_t off, const mapkv__rec *r);
 
+/* The index hashes of the keys of the records at offs[i] from base. */
+void mapkv__hash_records(const uint8_t *base, const uint64_t *offs,
+                         uint64_t *hashes, size_t n);
+
 /* What the scanner reports to its user. */
 typedef struct mapkv__scan_cb {
   /* A complete intact batch: `n` records at the offsets given. */
