@@ -7,10 +7,9 @@
  * (current main). Where Python raises an exception, the function returns a
  * negative error code, one per exception class:
  *
- *   ValueError     MMF_EVALUE      (and MMF_ECLOSED for "mmap closed or invalid")
- *   TypeError      MMF_ETYPE       (writes to a read-only map, resize of a copy map)
- *   IndexError     MMF_EINDEX
- *   OverflowError  MMF_EOVERFLOW
+ *   ValueError     MMF_EVALUE      (and MMF_ECLOSED for "mmap closed or
+ * invalid") TypeError      MMF_ETYPE       (writes to a read-only map, resize
+ * of a copy map) IndexError     MMF_EINDEX OverflowError  MMF_EOVERFLOW
  *   BufferError    MMF_EBUFFER     (close or resize while buffers are exported)
  *   OSError        -errno          (the errno of the failing system call)
  *
@@ -54,12 +53,12 @@ typedef struct mmf mmf_t;
 /* ---- Constants (Python: mmap.ACCESS_*, MAP_*, PROT_*, MADV_*, MS_*) ---- */
 
 #define MMF_ACCESS_DEFAULT 0
-#define MMF_ACCESS_READ 1
-#define MMF_ACCESS_WRITE 2
-#define MMF_ACCESS_COPY 3
+#define MMF_ACCESS_READ    1
+#define MMF_ACCESS_WRITE   2
+#define MMF_ACCESS_COPY    3
 
-#define MMF_MAP_SHARED MAP_SHARED
-#define MMF_MAP_PRIVATE MAP_PRIVATE
+#define MMF_MAP_SHARED    MAP_SHARED
+#define MMF_MAP_PRIVATE   MAP_PRIVATE
 #define MMF_MAP_ANONYMOUS MAP_ANONYMOUS
 #ifdef MAP_POPULATE
 #define MMF_MAP_POPULATE MAP_POPULATE
@@ -68,19 +67,19 @@ typedef struct mmf mmf_t;
 #define MMF_MAP_NORESERVE MAP_NORESERVE
 #endif
 
-#define MMF_PROT_READ PROT_READ
+#define MMF_PROT_READ  PROT_READ
 #define MMF_PROT_WRITE PROT_WRITE
-#define MMF_PROT_EXEC PROT_EXEC
+#define MMF_PROT_EXEC  PROT_EXEC
 
-#define MMF_MS_SYNC MS_SYNC
-#define MMF_MS_ASYNC MS_ASYNC
+#define MMF_MS_SYNC       MS_SYNC
+#define MMF_MS_ASYNC      MS_ASYNC
 #define MMF_MS_INVALIDATE MS_INVALIDATE
 
-#define MMF_MADV_NORMAL MADV_NORMAL
-#define MMF_MADV_RANDOM MADV_RANDOM
+#define MMF_MADV_NORMAL     MADV_NORMAL
+#define MMF_MADV_RANDOM     MADV_RANDOM
 #define MMF_MADV_SEQUENTIAL MADV_SEQUENTIAL
-#define MMF_MADV_WILLNEED MADV_WILLNEED
-#define MMF_MADV_DONTNEED MADV_DONTNEED
+#define MMF_MADV_WILLNEED   MADV_WILLNEED
+#define MMF_MADV_DONTNEED   MADV_DONTNEED
 #ifdef MADV_FREE
 #define MMF_MADV_FREE MADV_FREE
 #endif
@@ -89,19 +88,19 @@ typedef struct mmf mmf_t;
 #endif
 #ifdef MADV_DONTFORK
 #define MMF_MADV_DONTFORK MADV_DONTFORK
-#define MMF_MADV_DOFORK MADV_DOFORK
+#define MMF_MADV_DOFORK   MADV_DOFORK
 #endif
 #ifdef MADV_MERGEABLE
-#define MMF_MADV_MERGEABLE MADV_MERGEABLE
+#define MMF_MADV_MERGEABLE   MADV_MERGEABLE
 #define MMF_MADV_UNMERGEABLE MADV_UNMERGEABLE
 #endif
 #ifdef MADV_HUGEPAGE
-#define MMF_MADV_HUGEPAGE MADV_HUGEPAGE
+#define MMF_MADV_HUGEPAGE   MADV_HUGEPAGE
 #define MMF_MADV_NOHUGEPAGE MADV_NOHUGEPAGE
 #endif
 #ifdef MADV_DONTDUMP
 #define MMF_MADV_DONTDUMP MADV_DONTDUMP
-#define MMF_MADV_DODUMP MADV_DODUMP
+#define MMF_MADV_DODUMP   MADV_DODUMP
 #endif
 #ifdef MADV_HWPOISON
 #define MMF_MADV_HWPOISON MADV_HWPOISON
@@ -172,13 +171,13 @@ MMF_API int mmf_open(mmf_t **out, int fd, int64_t length, int flags, int prot,
  * up to pages; 0 = none). While the map's length stays within the
  * reservation, resize() grows and shrinks in place: the address returned by
  * mmf_data() never changes. A resize beyond the reservation moves the map
- * like a plain one and drops the reservation (mmf_reserved() becomes 0). Reserved
- * but unmapped address space is inaccessible (PROT_NONE), costs no memory,
- * and is returned at close.
+ * like a plain one and drops the reservation (mmf_reserved() becomes 0).
+ * Reserved but unmapped address space is inaccessible (PROT_NONE), costs no
+ * memory, and is returned at close.
  */
 MMF_API int mmf_open_reserved(mmf_t **out, int fd, int64_t length, int flags,
-                              int prot, int access, int64_t offset,
-                              int trackfd, int64_t reserve);
+                              int prot, int access, int64_t offset, int trackfd,
+                              int64_t reserve);
 
 /**
  * Python: close(). Unmaps and closes the kept descriptor; no msync.
@@ -195,7 +194,8 @@ MMF_API void mmf_free(mmf_t *m);
 /** Python: the `closed` property. 1 if closed (or m is NULL), else 0. */
 MMF_API int mmf_closed(const mmf_t *m);
 
-/* ---- Sizes and position --------------------------------------------------- */
+/* ---- Sizes and position ---------------------------------------------------
+ */
 
 /** Python: len(m). The map length (>= 0) or MMF_ECLOSED. */
 MMF_API int64_t mmf_len(const mmf_t *m);
@@ -221,7 +221,8 @@ MMF_API int mmf_seekable(const mmf_t *m);
  */
 MMF_API int mmf_seek(mmf_t *m, int64_t pos, int whence, int64_t *newpos);
 
-/* ---- Stream access at the position ----------------------------------------- */
+/* ---- Stream access at the position -----------------------------------------
+ */
 
 /**
  * Python: read(n). n < 0 means "to the end". Copies min(n, len - pos) bytes
@@ -255,7 +256,8 @@ MMF_API int64_t mmf_write(mmf_t *m, const void *data, size_t len);
  * MMF_ECLOSED, MMF_ETYPE, MMF_EVALUE ("write byte out of range"). */
 MMF_API int mmf_write_byte(mmf_t *m, int value);
 
-/* ---- Search ----------------------------------------------------------------- */
+/* ---- Search -----------------------------------------------------------------
+ */
 
 /**
  * Python: find(sub, start, end). start NULL = the position; end is used only
@@ -266,8 +268,7 @@ MMF_API int mmf_write_byte(mmf_t *m, int value);
  * Errors: MMF_ECLOSED.
  */
 MMF_API int mmf_find(const mmf_t *m, const void *sub, size_t sublen,
-                     const int64_t *start, const int64_t *end,
-                     int64_t *result);
+                     const int64_t *start, const int64_t *end, int64_t *result);
 
 /** Python: rfind(sub, start, end): as mmf_find(), last match wholly inside
  * [start, end); an empty needle matches at end. */
@@ -275,7 +276,8 @@ MMF_API int mmf_rfind(const mmf_t *m, const void *sub, size_t sublen,
                       const int64_t *start, const int64_t *end,
                       int64_t *result);
 
-/* ---- Items and slices ------------------------------------------------------- */
+/* ---- Items and slices -------------------------------------------------------
+ */
 
 /** Python: m[i]. The byte value or MMF_ECLOSED, MMF_EINDEX. */
 MMF_API int mmf_get_item(const mmf_t *m, int64_t i);
@@ -302,7 +304,8 @@ MMF_API int mmf_get_slice(const mmf_t *m, const int64_t *start,
 MMF_API int mmf_set_slice(mmf_t *m, const int64_t *start, const int64_t *stop,
                           const int64_t *step, const void *data, size_t len);
 
-/* ---- Whole-map operations --------------------------------------------------- */
+/* ---- Whole-map operations ---------------------------------------------------
+ */
 
 /** Python: move(dest, src, count) (memmove). Errors: MMF_ECLOSED, MMF_ETYPE,
  * MMF_EVALUE ("source, destination, or count out of range"). */
@@ -318,8 +321,7 @@ MMF_API int mmf_flush(mmf_t *m, int64_t offset, int64_t size);
 
 /** flush() with msync flags (MMF_MS_SYNC, MMF_MS_ASYNC, MMF_MS_INVALIDATE),
  * as in CPython main's flush(..., flags=). Invalid flags give -EINVAL. */
-MMF_API int mmf_flush_flags(mmf_t *m, int64_t offset, int64_t size,
-                            int flags);
+MMF_API int mmf_flush_flags(mmf_t *m, int64_t offset, int64_t size, int flags);
 
 /**
  * Python: madvise(option, start=0, length=None). length NULL = len.
@@ -342,7 +344,8 @@ MMF_API int mmf_madvise(mmf_t *m, int option, int64_t start,
  */
 MMF_API int mmf_resize(mmf_t *m, int64_t newsize);
 
-/* ---- Buffer protocol and zero-copy access ------------------------------------ */
+/* ---- Buffer protocol and zero-copy access
+ * ------------------------------------ */
 
 /**
  * The mapped bytes: *ptr and *len (either may be NULL). The pointer is valid
@@ -375,10 +378,11 @@ MMF_API int64_t mmf_offset(const mmf_t *m);
 /** The reserved address space in bytes (0 if none), or MMF_ECLOSED. */
 MMF_API int64_t mmf_reserved(const mmf_t *m);
 
-/* ---- Fault injection ---------------------------------------------------------- */
+/* ---- Fault injection
+ * ---------------------------------------------------------- */
 
 /**
- * Called after every successful msync of a file-backed map with the file
+ * Called after every successful msync of a shared file-backed map with the file
  * range made durable: `file_offset` (map offset + flush offset) and `length`
  * as passed to msync. For tests that rebuild the file a power cut would leave.
  * NULL removes the hook. The hook must not call back into this handle.

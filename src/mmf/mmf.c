@@ -16,7 +16,9 @@
  * A closed handle has data == NULL and fd == -1; only close/closed/free,
  * seekable and repr work on it.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "mapkv/mmf.h"
 
 #include <errno.h>
@@ -48,7 +50,8 @@ struct mmf {
   void *hook_ctx;
 };
 
-/* ---- System call table ---------------------------------------------------- */
+/* ---- System call table ----------------------------------------------------
+ */
 
 static void *sys_mmap(void *addr, size_t len, int prot, int flags, int fd,
                       off_t off) {
@@ -77,9 +80,9 @@ static int sys_fstat(int fd, struct stat *st) { return fstat(fd, st); }
 static int sys_dup(int fd) { return fcntl(fd, F_DUPFD_CLOEXEC, 0); }
 static int sys_close(int fd) { return close(fd); }
 
-struct mmf__sys mmf__sys = {sys_mmap,    sys_munmap,    sys_mremap_maymove,
-                            sys_msync,   sys_madvise,   sys_ftruncate,
-                            sys_fstat,   sys_dup,       sys_close};
+struct mmf__sys mmf__sys = {sys_mmap,  sys_munmap,  sys_mremap_maymove,
+                            sys_msync, sys_madvise, sys_ftruncate,
+                            sys_fstat, sys_dup,     sys_close};
 
 void mmf__sys_reset(void) {
   mmf__sys.mmap = sys_mmap;
@@ -98,7 +101,11 @@ void mmf__sys_reset(void) {
 static _Thread_local char errmsg_buf[256];
 
 /* Records the message of a failure and returns its code. */
-static int fail(int code, const char *fmt, ...) {
+#ifdef __GNUC__
+__attribute__((format(printf, 2, 3)))
+#endif
+static int
+fail(int code, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(errmsg_buf, sizeof errmsg_buf, fmt, ap);
@@ -140,7 +147,8 @@ const char *mmf_errmsg(void) { return errmsg_buf; }
 
 int mmf_is_oserror(int code) { return code < 0 && code > -4096; }
 
-/* ---- Helpers ---------------------------------------------------------------- */
+/* ---- Helpers ----------------------------------------------------------------
+ */
 
 int64_t mmf_pagesize(void) { return (int64_t)sysconf(_SC_PAGESIZE); }
 
@@ -165,7 +173,8 @@ static void *reserve_space(void *addr, size_t len) {
   return mmf__sys.mmap(addr, len, PROT_NONE, flags, -1, 0);
 }
 
-/* ---- Construction ------------------------------------------------------------- */
+/* ---- Construction
+ * ------------------------------------------------------------- */
 
 int mmf_open(mmf_t **out, int fd, int64_t length, int flags, int prot,
              int access, int64_t offset, int trackfd) {
@@ -294,8 +303,7 @@ static void release(mmf_t *m) {
     mmf__sys.close(m->fd);
   m->fd = -1;
   if (m->data != NULL)
-    mmf__sys.munmap(m->data,
-                    (size_t)(m->reserve > 0 ? m->reserve : m->size));
+    mmf__sys.munmap(m->data, (size_t)(m->reserve > 0 ? m->reserve : m->size));
   m->data = NULL;
 }
 
@@ -317,7 +325,8 @@ void mmf_free(mmf_t *m) {
 
 int mmf_closed(const mmf_t *m) { return m == NULL || m->data == NULL; }
 
-/* ---- Sizes and position ----------------------------------------------------------- */
+/* ---- Sizes and position
+ * ----------------------------------------------------------- */
 
 int64_t mmf_len(const mmf_t *m) {
   CHECK_VALID(m);
@@ -375,15 +384,14 @@ int mmf_seek(mmf_t *m, int64_t dist, int whence, int64_t *newpos) {
   return 0;
 }
 
-/* ---- Stream access ------------------------------------------------------------------ */
+/* ---- Stream access
+ * ------------------------------------------------------------------ */
 
 static int64_t remaining(const mmf_t *m) {
   return m->pos < m->size ? m->size - m->pos : 0;
 }
 
-static int too_small(void) {
-  return fail(MMF_EVALUE, "read buffer too small");
-}
+static int too_small(void) { return fail(MMF_EVALUE, "read buffer too small"); }
 
 int mmf_read(mmf_t *m, int64_t n, void *buf, size_t cap, int64_t *nread) {
   int64_t rest;
@@ -457,7 +465,9 @@ int mmf_write_byte(mmf_t *m, int value) {
   return 0;
 }
 
-/* ---- Search ---------------------------------------------------------------------------- */
+/* ---- Search
+ * ----------------------------------------------------------------------------
+ */
 
 /* Python's clamp of a find/rfind bound: negative counts from the end. */
 static int64_t clamp_bound(int64_t v, int64_t size) {
@@ -537,7 +547,8 @@ int mmf_rfind(const mmf_t *m, const void *sub, size_t sublen,
   return find_impl(m, sub, sublen, start, end, 1, result);
 }
 
-/* ---- Items and slices ---------------------------------------------------------------------- */
+/* ---- Items and slices
+ * ---------------------------------------------------------------------- */
 
 int mmf_get_item(const mmf_t *m, int64_t i) {
   CHECK_VALID(m);
@@ -641,7 +652,8 @@ int mmf_set_slice(mmf_t *m, const int64_t *startp, const int64_t *stopp,
   return 0;
 }
 
-/* ---- Whole-map operations ------------------------------------------------------------------- */
+/* ---- Whole-map operations
+ * ------------------------------------------------------------------- */
 
 int mmf_move(mmf_t *m, int64_t dest, int64_t src, int64_t count) {
   CHECK_VALID(m);
@@ -671,7 +683,7 @@ int mmf_flush_flags(mmf_t *m, int64_t offset, int64_t size, int flags) {
     return 0;
   if (mmf__sys.msync(m->data + offset, (size_t)size, flags) != 0)
     return fail_os("msync");
-  if (m->hook != NULL && !(m->flags & MAP_ANONYMOUS))
+  if (m->hook != NULL && (m->flags & MAP_SHARED) && !(m->flags & MAP_ANONYMOUS))
     m->hook(m->hook_ctx, m->offset + offset, size);
   return 0;
 }
@@ -780,7 +792,8 @@ int mmf_resize(mmf_t *m, int64_t newsize) {
   return resize_moving(m, newsize);
 }
 
-/* ---- Buffers, introspection, hooks ----------------------------------------------------------- */
+/* ---- Buffers, introspection, hooks
+ * ----------------------------------------------------------- */
 
 int mmf_data(const mmf_t *m, void **ptr, int64_t *len) {
   CHECK_VALID(m);
