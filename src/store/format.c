@@ -43,18 +43,21 @@ void mapkv__header_encode(uint8_t *dst, const mapkv__header *h) {
   memcpy(dst, b, sizeof b);
 }
 
-/* 0 if the copy at p is intact and of a version we read. */
-static int copy_decode(const uint8_t *p, mapkv__header *h) {
-  uint32_t version;
+/* Decodes one header copy: 0, MAPKV_ENOTDB (no magic), MAPKV_ECORRUPT
+ * (checksum or fields wrong). *version receives the version field of a copy
+ * that has the magic. A copy of a newer version is decoded as far as this
+ * version knows the layout and returns MAPKV_EVERSION if its checksum holds. */
+static int copy_decode(const uint8_t *p, mapkv__header *h, uint32_t *version) {
   if (memcmp(p, magic, 8) != 0)
     return MAPKV_ENOTDB;
-  version = (uint32_t)mapkv__get_le(p + 8, 4);
-  if (version > MAPKV_FORMAT_VERSION)
-    return MAPKV_EVERSION;
-  if (mapkv__get_le(p + 120, 8) != XXH3_64bits(p, 120) || version == 0 ||
-      mapkv__get_le(p + 12, 4) != MAPKV__HDR_PAGE)
+  *version = (uint32_t)mapkv__get_le(p + 8, 4);
+  if (mapkv__get_le(p + 120, 8) != XXH3_64bits(p, 120))
     return MAPKV_ECORRUPT;
-  h->version = version;
+  if (*version > MAPKV_FORMAT_VERSION)
+    return MAPKV_EVERSION;
+  if (*version == 0 || mapkv__get_le(p + 12, 4) != MAPKV__HDR_PAGE)
+    return MAPKV_ECORRUPT;
+  h->version = *version;
   h->page_size = (uint32_t)mapkv__get_le(p + 16, 4);
   h->flags = (uint32_t)mapkv__get_le(p + 20, 4);
   h->file_id = mapkv__get_le(p + 24, 8);
@@ -67,7 +70,11 @@ static int copy_decode(const uint8_t *p, mapkv__header *h) {
   return 0;
 }
 
+/* Copy A is used if intact, else copy B. An intact copy of a newer version
+ * refuses the file; so do two damaged copies of which one claims a newer
+ * version (whose checksum this version may not know how to check). */
 int mapkv__header_decode(const uint8_t *src, uint64_t len, mapkv__header *h) {
+  uint32_t va = 0, vb = 0, newer;
   int a, b;
   if (len < 8 || (memcmp(src, magic, 8) != 0 &&
                   (len < MAPKV__HDR_COPY_B + 8 ||
@@ -77,17 +84,21 @@ int mapkv__header_decode(const uint8_t *src, uint64_t len, mapkv__header *h) {
     return mapkv__fail(MAPKV_ETRUNCATED,
                        "file is %llu bytes, shorter than the %u-byte header",
                        (unsigned long long)len, MAPKV__HDR_PAGE);
-  a = copy_decode(src, h);
+  a = copy_decode(src, h, &va);
   if (a == 0)
     return 0;
-  b = copy_decode(src + MAPKV__HDR_COPY_B, h);
-  if (b == 0)
-    return 0;
-  if (a == MAPKV_EVERSION || b == MAPKV_EVERSION)
-    return mapkv__fail(
-        MAPKV_EVERSION, "store format version %u is newer than %u",
-        (unsigned)mapkv__get_le(src + 8, 4), MAPKV_FORMAT_VERSION);
-  return mapkv__fail(MAPKV_ECORRUPT, "header at offset 0: both copies damaged");
+  if (a != MAPKV_EVERSION) {
+    b = copy_decode(src + MAPKV__HDR_COPY_B, h, &vb);
+    if (b == 0)
+      return 0;
+    if (b != MAPKV_EVERSION && va <= MAPKV_FORMAT_VERSION &&
+        vb <= MAPKV_FORMAT_VERSION)
+      return mapkv__fail(MAPKV_ECORRUPT,
+                         "header at offset 0: both copies damaged");
+  }
+  newer = va > MAPKV_FORMAT_VERSION ? va : vb;
+  return mapkv__fail(MAPKV_EVERSION, "store format version %u is newer than %u",
+                     (unsigned)newer, MAPKV_FORMAT_VERSION);
 }
 
 int mapkv__rec_decode(const uint8_t *p, uint64_t avail, uint64_t file_id,

@@ -12,6 +12,7 @@
 #include "mapkv/mmf.h"
 
 #define MIN_BITS 4
+#define MAX_BITS 40 /* no store has more keys than 2^40 / 24 */
 #define BATCH    64 /* entries rehashed per call of hashes_at */
 
 uint64_t mapkv__index_hash(const void *key, size_t klen) {
@@ -22,8 +23,11 @@ uint64_t mapkv__index_hash(const void *key, size_t klen) {
  * core, backed by huge pages where the system allows (the table is probed
  * at random, so TLB misses matter). */
 static uint64_t *table_alloc(unsigned bits, mmf_t **mem) {
-  int64_t len = (int64_t)sizeof(uint64_t) << bits;
+  int64_t len;
   void *p;
+  if (bits > MAX_BITS)
+    return NULL;
+  len = (int64_t)(sizeof(uint64_t) << bits);
   if (mmf_open(mem, -1, len, MMF_MAP_PRIVATE, MMF_PROT_READ | MMF_PROT_WRITE,
                MMF_ACCESS_DEFAULT, 0, 1) != 0)
     return NULL;
@@ -38,7 +42,7 @@ static uint64_t *table_alloc(unsigned bits, mmf_t **mem) {
 /* Smallest table that holds `keys` at a load of at most 3/4. */
 static unsigned bits_for(uint64_t keys) {
   unsigned bits = MIN_BITS;
-  while (bits < 63 && (1ull << bits) / 4 * 3 < keys)
+  while (bits <= MAX_BITS && (1ull << bits) / 4 * 3 < keys)
     bits++;
   return bits;
 }
@@ -107,6 +111,8 @@ static int grow_to(mapkv__index *ix, unsigned bits) {
 }
 
 int mapkv__index_reserve(mapkv__index *ix, uint64_t more) {
+  if (more > UINT64_MAX - ix->count)
+    return MAPKV_ENOMEM;
   if (ix->count + more <= ix->limit)
     return 0;
   return grow_to(ix, bits_for(ix->count + more));
