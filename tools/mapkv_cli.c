@@ -1,0 +1,164 @@
+/*
+ * mapkv_cli.c — the helpers the mapkv tool's commands share: option
+ * parsing with uniform help and usage errors, messages, command-line bytes,
+ * opening stores with the tool's options, and signal catching.
+ */
+#include "mapkv_cli.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dumpfmt.h"
+
+volatile sig_atomic_t cli_signal;
+
+/* ---- Command line -------------------------------------------------------- */
+
+void cli_help(const cli_cmd *cmd) {
+  printf("usage: mapkv %s %s\n\n%s", cmd->name, cmd->args, cmd->help);
+}
+
+int cli_usage(const cli_cmd *cmd, const char *fmt, ...) {
+  va_list ap;
+  fprintf(stderr, "mapkv %s: ", cmd->name);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "\nusage: mapkv %s %s\n", cmd->name, cmd->args);
+  return CLI_USAGE;
+}
+
+int cli_getopt(const cli_cmd *cmd, int argc, char **argv, const char *optstring,
+               const struct option *longopts, int *exit_code) {
+  char os[64];
+  int ch;
+  /* A leading ':' makes a missing argument ':' rather than '?'. */
+  snprintf(os, sizeof os, ":%s", optstring);
+  opterr = 0;
+  ch = getopt_long(argc, argv, os, longopts, NULL);
+  switch (ch) {
+  case 'h':
+    cli_help(cmd);
+    *exit_code = CLI_OK;
+    return '?';
+  case ':':
+    *exit_code =
+        cli_usage(cmd, "option %s needs an argument", argv[optind - 1]);
+    return '?';
+  case '?':
+    if (strncmp(argv[optind - 1], "--", 2) == 0)
+      *exit_code = cli_usage(cmd, "bad option %s", argv[optind - 1]);
+    else
+      *exit_code = cli_usage(cmd, "unknown option -%c", optopt);
+    return '?';
+  default:
+    return ch;
+  }
+}
+
+int cli_operands(const cli_cmd *cmd, int argc, char **argv, int want,
+                 const char *names) {
+  int have = argc - optind;
+  if (have < want)
+    return cli_usage(cmd, "missing operand%s (expected %s)",
+                     want - have > 1 ? "s" : "", names);
+  if (have > want)
+    return cli_usage(cmd, "unexpected operand \"%s\"", argv[optind + want]);
+  return 0;
+}
+
+int cli_arg_bytes(const cli_cmd *cmd, const char *arg, int hex,
+                  const char *what, const uint8_t **p, size_t *n,
+                  uint8_t **buf) {
+  size_t len = strlen(arg), bad;
+  *buf = NULL;
+  if (!hex) {
+    *p = (const uint8_t *)arg;
+    *n = len;
+    return 0;
+  }
+  *buf = malloc(len / 2 + 1);
+  if (*buf == NULL)
+    return cli_fail("out of memory");
+  if (dumpfmt_hex_decode(arg, len, *buf, n, &bad) != 0) {
+    free(*buf);
+    *buf = NULL;
+    if (bad == len)
+      return cli_usage(cmd, "%s: odd number of hex digits", what);
+    return cli_usage(cmd, "%s: not a hex string (character %zu is '%c')", what,
+                     bad + 1, arg[bad]);
+  }
+  *p = *buf;
+  return 0;
+}
+
+/* ---- Messages ------------------------------------------------------------ */
+
+int cli_fail(const char *fmt, ...) {
+  va_list ap;
+  fputs("mapkv: ", stderr);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+  return CLI_FAIL;
+}
+
+void cli_warn(const char *fmt, ...) {
+  va_list ap;
+  fputs("mapkv: warning: ", stderr);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+}
+
+int cli_lib_fail(int rc, const char *context) {
+  const char *msg = mapkv_errmsg();
+  if (msg == NULL || *msg == '\0')
+    msg = mapkv_strerror(rc);
+  if (context != NULL && strstr(msg, context) == NULL)
+    return cli_fail("%s: %s", context, msg);
+  return cli_fail("%s", msg);
+}
+
+/* ---- Stores -------------------------------------------------------------- */
+
+int cli_open(const char *path, unsigned flags, int sync_mode, mapkv_t **db) {
+  mapkv_options o;
+  int rc;
+  mapkv_options_init(&o);
+  o.flags = flags;
+  o.sync_mode = sync_mode;
+  o.max_key_size = MAPKV_KEY_MAX;
+  o.max_value_size = MAPKV_VALUE_MAX;
+  rc = mapkv_open(path, &o, db);
+  if (rc != 0)
+    return cli_lib_fail(rc, path); /* the path is named once */
+  return 0;
+}
+
+int cli_close(mapkv_t *db) {
+  int rc = mapkv_close(db);
+  if (rc != 0)
+    return cli_lib_fail(rc, "closing the store");
+  return 0;
+}
+
+/* ---- Signals ------------------------------------------------------------- */
+
+static void on_signal(int sig) { cli_signal = sig; }
+
+void cli_catch_signals(int pipe_too) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0; /* no SA_RESTART: blocked reads and writes return */
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
+  if (pipe_too)
+    sigaction(SIGPIPE, &sa, NULL);
+}
