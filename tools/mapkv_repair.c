@@ -317,7 +317,8 @@ static int run_recover(int argc, char **argv) {
     target = out;
   }
 
-  if ((rc = cli_open(path, MAPKV_RDONLY, MAPKV_SYNC_COMMIT, &src)) != 0)
+  if ((rc = cli_open(path, MAPKV_RDONLY | MAPKV_VERIFY, MAPKV_SYNC_COMMIT,
+                     &src)) != 0)
     goto done;
   mapkv_stat(src, &before);
   if ((rc = cli_open(target, MAPKV_CREATE, MAPKV_SYNC_NONE, &dst)) != 0)

@@ -111,6 +111,10 @@ enum mapkv_sync_mode {
 /** Open flags. */
 #define MAPKV_CREATE 0x1u /**< create the store if the file does not exist */
 #define MAPKV_RDONLY 0x2u /**< open read-only (no lock, no writes) */
+/** Recover with every checksum verified even after a clean close, so that a
+ * damaged record is skipped at open (and an older intact version of its key
+ * stays visible) instead of failing later reads. For salvage tools. */
+#define MAPKV_VERIFY 0x4u
 
 /** Callback seeing every file range made durable (for power-cut tests). */
 typedef void (*mapkv_flush_hook_fn)(void *ctx, int64_t file_offset,
@@ -119,7 +123,7 @@ typedef void (*mapkv_flush_hook_fn)(void *ctx, int64_t file_offset,
 /** Options of mapkv_open(). Initialise with mapkv_options_init(); zero
  * fields mean "default". */
 typedef struct mapkv_options {
-  unsigned flags;          /**< MAPKV_CREATE, MAPKV_RDONLY */
+  unsigned flags;          /**< MAPKV_CREATE, MAPKV_RDONLY, MAPKV_VERIFY */
   int sync_mode;           /**< enum mapkv_sync_mode */
   uint64_t initial_size;   /**< file size of a new store (default 1 MiB) */
   uint64_t growth_step;    /**< minimum growth of the file (default 1 MiB);
@@ -324,7 +328,8 @@ typedef void (*mapkv_damage_fn)(void *ctx, uint64_t offset, uint64_t length,
  * Walks every record of the file from the header to the end of the data,
  * checking every checksum, length and batch. Calls report (if not NULL) for
  * each damaged span with its file offset. *damaged (may be NULL) receives
- * the number of damaged spans.
+ * the number of damaged spans, also when the result is MAPKV_ECORRUPT.
+ * Writers wait while it runs; readers do not.
  * @return 0 if the store is intact, MAPKV_ECORRUPT if damage was found.
  */
 MAPKV_API int mapkv_verify(mapkv_t *db, mapkv_damage_fn report, void *ctx,

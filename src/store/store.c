@@ -41,7 +41,7 @@ void mapkv_options_init(mapkv_options *o) {
 }
 
 static int check_options(mapkv_options *o) {
-  if (o->flags & ~(MAPKV_CREATE | MAPKV_RDONLY))
+  if (o->flags & ~(MAPKV_CREATE | MAPKV_RDONLY | MAPKV_VERIFY))
     return mapkv__fail(MAPKV_EINVAL, "unknown open flags 0x%x", o->flags);
   if (o->sync_mode < MAPKV_SYNC_COMMIT || o->sync_mode > MAPKV_SYNC_EXPLICIT)
     return mapkv__fail(MAPKV_EINVAL, "unknown sync mode %d", o->sync_mode);
@@ -338,9 +338,9 @@ static int recover(mapkv_t *db) {
   apply_queue q = {db, {0}, {0}, 0, 0};
   mapkv__scan_cb cb = {apply_batch, NULL, &q};
   mapkv__scan_res res;
-  int clean = (db->hdr.flags & MAPKV__HF_CLEAN) &&
-              db->hdr.data_end >= MAPKV__HDR_PAGE &&
-              db->hdr.data_end <= db->cap;
+  int clean =
+      !(db->opts.flags & MAPKV_VERIFY) && (db->hdr.flags & MAPKV__HF_CLEAN) &&
+      db->hdr.data_end >= MAPKV__HDR_PAGE && db->hdr.data_end <= db->cap;
   int rc;
 
   memset(&db->rec, 0, sizeof db->rec);
