@@ -614,7 +614,7 @@ static int64_t adjust_slice(int64_t size, const int64_t *startp,
 
 int mmf_get_slice(const mmf_t *m, const int64_t *startp, const int64_t *stopp,
                   const int64_t *stepp, void *buf, size_t cap, int64_t *n) {
-  int64_t start, step, len, i;
+  int64_t start = 0, step = 1, len, i;
   uint8_t *out = buf;
   CHECK_VALID(m);
   len = adjust_slice(m->size, startp, stopp, stepp, &start, &step);
@@ -634,7 +634,7 @@ int mmf_get_slice(const mmf_t *m, const int64_t *startp, const int64_t *stopp,
 
 int mmf_set_slice(mmf_t *m, const int64_t *startp, const int64_t *stopp,
                   const int64_t *stepp, const void *data, size_t len) {
-  int64_t start, step, slicelen, i;
+  int64_t start = 0, step = 1, slicelen, i;
   const uint8_t *in = data;
   CHECK_VALID(m);
   if (!is_writable(m))
