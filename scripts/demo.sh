@@ -20,7 +20,7 @@ timed() { # timed LABEL CMD...: runs CMD, then prints how long it took
   t0=$(date +%s.%N)
   "$@"
   t1=$(date +%s.%N)
-  printf '  (%s: %.3f s)\n' "$label" "$(echo "$t1 - $t0" | bc -l 2>/dev/null || echo 0)"
+  awk -v a="$t0" -v b="$t1" -v l="$label" 'BEGIN { printf "  (%s: %.3f s)\n", l, b - a }'
 }
 
 echo "== 1. the library: load, read back, delete"
