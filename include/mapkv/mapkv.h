@@ -74,8 +74,7 @@ extern "C" {
   X(MAPKV_EBUFSMALL, -30711, "buffer too small for the value")                 \
   X(MAPKV_ECHANGED, -30712, "store was compacted while a cursor was open")     \
   X(MAPKV_ENOMEM, -30713, "out of memory")                                     \
-  X(MAPKV_EBATCH, -30714, "batch already committed or aborted")                \
-  X(MAPKV_EMAP, -30715, "mapping core error")
+  X(MAPKV_EMAP, -30714, "mapping core error")
 
 enum mapkv_error {
 #define MAPKV_ERR_ENUM(name, value, text) name = value,
@@ -125,7 +124,8 @@ typedef void (*mapkv_flush_hook_fn)(void *ctx, int64_t file_offset,
 typedef struct mapkv_options {
   unsigned flags;          /**< MAPKV_CREATE, MAPKV_RDONLY, MAPKV_VERIFY */
   int sync_mode;           /**< enum mapkv_sync_mode */
-  uint64_t initial_size;   /**< file size of a new store (default 1 MiB) */
+  uint64_t initial_size;   /**< size the file grows to at its first write
+                                (default 1 MiB) */
   uint64_t growth_step;    /**< minimum growth of the file (default 1 MiB);
                                 the file grows by max(step, size / 2) */
   uint32_t max_key_size;   /**< default MAPKV_DEFAULT_KEY_MAX */

@@ -28,7 +28,8 @@
 typedef struct scanner {
   const mapkv_t *db;
   const uint8_t *base;
-  uint64_t limit;
+  uint64_t limit; /* readable bytes: records are decoded against this */
+  uint64_t stop;  /* no record starts at or after this offset */
   int verify;
   const mapkv__scan_cb *cb;
   mapkv__scan_res *res;
@@ -81,7 +82,7 @@ static int damage(scanner *s, uint64_t from, uint64_t to, const char *what) {
 /* The next offset in (from, limit) where an intact FIRST record newer than
  * every accepted batch starts, or 0. */
 static uint64_t resync(scanner *s, uint64_t from) {
-  int64_t start = (int64_t)from + 1, end = (int64_t)s->limit, at;
+  int64_t start = (int64_t)from + 1, end = (int64_t)s->stop, at;
   mapkv__rec r;
   while (start < end) {
     if (mmf_find(s->db->map, mapkv__marker, 2, &start, &end, &at) != 0 ||
@@ -164,12 +165,14 @@ int mapkv__scan(const mapkv_t *db, uint64_t limit, int verify,
   s.cb = cb;
   s.res = res;
   res->end = MAPKV__HDR_PAGE;
-  /* Nothing past the last non-zero byte can be a record: bound the walk
-   * (and the forward searches) there. */
-  s.limit = verify ? nonzero_end(db->base, MAPKV__HDR_PAGE, limit) : limit;
-  res->nonzero_end = s.limit;
+  /* No record can start at or after the last non-zero byte (a record
+   * starts with its marker): the walk and the forward searches stop there.
+   * A record may still end after it, since its last bytes can be zero. */
+  s.limit = limit;
+  s.stop = verify ? nonzero_end(db->base, MAPKV__HDR_PAGE, limit) : limit;
+  res->nonzero_end = s.stop;
 
-  while (pos < s.limit) {
+  while (pos < s.stop) {
     mapkv__rec r;
     const char *what = NULL;
     int d;
@@ -249,7 +252,7 @@ int mapkv__scan(const mapkv_t *db, uint64_t limit, int verify,
     goto out;
   }
   res->tail_records = s.tail_records;
-  res->tail_bytes = s.limit > res->end ? s.limit - res->end : 0;
+  res->tail_bytes = s.stop > res->end ? s.stop - res->end : 0;
 out:
   free(s.offs);
   free(s.open);

@@ -16,6 +16,7 @@
 #endif
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -78,7 +79,7 @@ uint64_t mapkv__find(const mapkv_t *db, const void *key, size_t klen,
   while ((off = mapkv__index_probe_next(&db->ix, p)) != 0) {
     const uint8_t *r = db->base + off;
     if (mapkv__get_le(r + 4, 2) == klen &&
-        memcmp(r + MAPKV__REC_HEAD, key, klen) == 0)
+        (klen == 0 || memcmp(r + MAPKV__REC_HEAD, key, klen) == 0))
       return off;
   }
   return 0;
@@ -194,19 +195,19 @@ static int create_file(const char *path, uint64_t page) {
       return mapkv__fail_errno("getrandom");
   } while (h.file_id == 0);
 
-  tmp = malloc(n + 32);
+  tmp = malloc(n + 64);
   buf = calloc(1, MAPKV__HDR_PAGE);
   if (tmp == NULL || buf == NULL) {
     free(tmp);
     free(buf);
     return mapkv__fail(MAPKV_ENOMEM, "out of memory");
   }
-  memcpy(tmp, path, n);
-  memcpy(tmp + n, ".creating", 10);
+  /* A name of our own: creators racing on one path must not meet here. */
+  snprintf(tmp, n + 64, "%s.creating.%ld.%016llx", path, (long)getpid(),
+           (unsigned long long)h.file_id);
   mapkv__header_encode(buf, &h);
   mapkv__header_encode(buf + MAPKV__HDR_COPY_B, &h);
 
-  mapkv__os.unlink(tmp); /* left by a crash during an earlier creation */
   fd = mapkv__os.open(tmp, O_RDWR | O_CREAT | O_EXCL, 0644);
   if (fd < 0) {
     rc = mapkv__fail_errno(path);
@@ -415,7 +416,15 @@ int mapkv_open(const char *path, const mapkv_options *opts, mapkv_t **out) {
     return mapkv__fail(MAPKV_ENOMEM, "out of memory");
   db->fd = -1;
   pthread_mutex_init(&db->wlock, NULL);
-  pthread_rwlock_init(&db->rw, NULL);
+  {
+    /* Readers come and go all the time; the writer must not starve. */
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr,
+                                  PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&db->rw, &attr);
+    pthread_rwlockattr_destroy(&attr);
+  }
   if (opts != NULL)
     db->opts = *opts;
   else
@@ -531,32 +540,40 @@ static int check_writable(const mapkv_t *db) {
 
 /* Makes room for `need` more bytes after end. Caller holds wlock. */
 static int ensure_room(mapkv_t *db, uint64_t need) {
-  uint64_t want = db->end + need, newcap, grow;
+  uint64_t want = db->end + need, newcap, grow, least;
   int rc;
   if (want <= db->cap)
     return 0;
-  grow =
-      db->cap / 2 > db->opts.growth_step ? db->cap / 2 : db->opts.growth_step;
-  newcap = db->cap + grow;
-  if (newcap < want)
-    newcap = want;
-  if (newcap < db->opts.initial_size)
+  if (want > MAPKV_FILE_MAX)
+    return mapkv__fail(MAPKV_EFULL, "store would exceed %llu bytes",
+                       (unsigned long long)MAPKV_FILE_MAX);
+  least = mapkv__page_up(db, want);
+  if (least > db->reserve)
+    return mapkv__fail(MAPKV_EFULL,
+                       "store needs %llu bytes, beyond its %llu-byte "
+                       "address reservation (reopen with a larger reserve)",
+                       (unsigned long long)least,
+                       (unsigned long long)db->reserve);
+  /* The first growth makes the file initial_size; later ones add half the
+   * size (at least growth_step), so appends cost amortised O(1). */
+  if (db->cap < db->opts.initial_size) {
     newcap = db->opts.initial_size;
-  newcap = mapkv__page_up(db, newcap);
-  if (newcap > db->reserve) {
-    if (want > MAPKV_FILE_MAX)
-      return mapkv__fail(MAPKV_EFULL, "store would exceed %llu bytes",
-                         (unsigned long long)MAPKV_FILE_MAX);
-    newcap = mapkv__page_up(db, want);
-    if (newcap > db->reserve)
-      return mapkv__fail(MAPKV_EFULL,
-                         "store needs %llu bytes, beyond its %llu-byte "
-                         "address reservation (reopen with a larger reserve)",
-                         (unsigned long long)newcap,
-                         (unsigned long long)db->reserve);
+  } else {
+    grow =
+        db->cap / 2 > db->opts.growth_step ? db->cap / 2 : db->opts.growth_step;
+    newcap = db->cap + grow;
   }
-  /* Blocks first: a full disk is an error now, not a SIGBUS later. */
-  if (mapkv__os.reserve(db->fd, (off_t)db->cap, (off_t)(newcap - db->cap)) != 0)
+  newcap = mapkv__page_up(db, newcap < want ? want : newcap);
+  if (newcap > db->reserve)
+    newcap = db->reserve;
+  /* Blocks first: a full disk is an error now, not a SIGBUS later. When
+   * the full step does not fit on the disk, what this write needs may. */
+  rc = mapkv__os.reserve(db->fd, (off_t)db->cap, (off_t)(newcap - db->cap));
+  if (rc != 0 && errno == ENOSPC && newcap > least) {
+    newcap = least;
+    rc = mapkv__os.reserve(db->fd, (off_t)db->cap, (off_t)(newcap - db->cap));
+  }
+  if (rc != 0)
     return mapkv__fail_errno("growing the store file");
   /* Readers never touch the mapping core, but cursors search through it:
    * keep them out while its length changes. The base does not move. */

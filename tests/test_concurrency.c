@@ -1,0 +1,662 @@
+/*
+ * test_concurrency.c — one handle shared by threads: readers running
+ * alongside a writer, compactions and cursors; writers queueing on the
+ * handle; batches becoming visible all at once.
+ *
+ * Every value is derived from its key number and a version, so a reader can
+ * check any value it sees; versions of a key only grow, so a reader can also
+ * check that it never sees a key go back in time. Threads only count
+ * failures (cmocka's asserts are not thread-safe); the main thread asserts
+ * after joining them. Nothing here depends on timing: threads stop when the
+ * work they watch is done.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "mapkv/mapkv.h"
+#include "testutil.h"
+
+#define NKEYS 512
+#define VMAX  160 /* longest value */
+
+static char path[256];
+
+static int setup(void **state) {
+  (void)state;
+  tu_path(path, sizeof path, "conc");
+  return 0;
+}
+
+static int teardown(void **state) {
+  char tmp[300];
+  (void)state;
+  unlink(path);
+  snprintf(tmp, sizeof tmp, "%s.compact", path);
+  unlink(tmp);
+  return 0;
+}
+
+#define assert_rc(expr, want)                                                  \
+  do {                                                                         \
+    int rc_ = (expr), want_ = (want);                                          \
+    if (rc_ != want_)                                                          \
+      fail_msg("%s: got %d (%s; \"%s\"), want %d (%s)", #expr, rc_,            \
+               mapkv_strerror(rc_), mapkv_errmsg(), want_,                     \
+               mapkv_strerror(want_));                                         \
+  } while (0)
+
+/* ---- keys and values ----------------------------------------------------- */
+
+static uint64_t mix(uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdull;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ull;
+  x ^= x >> 33;
+  return x;
+}
+
+/* A small per-thread PRNG. */
+static uint32_t rnd(uint64_t *s) {
+  *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+  return (uint32_t)(*s >> 33);
+}
+
+static size_t key_of(char *buf, unsigned tag, unsigned i) {
+  return (size_t)snprintf(buf, 32, "t%u/key%05u", tag, i);
+}
+
+/* value(key i, version v): i (4 bytes), v (4 bytes), then bytes that depend
+ * on both; the length depends on both too. */
+static size_t val_of(uint8_t *buf, unsigned i, uint32_t v) {
+  uint64_t h = mix(((uint64_t)i << 32) | v);
+  size_t len = 8 + (size_t)(h % (VMAX - 8 + 1));
+  memcpy(buf, &i, 4);
+  memcpy(buf + 4, &v, 4);
+  for (size_t j = 8; j < len; j++) {
+    if ((j & 7) == 0)
+      h = mix(h + j);
+    buf[j] = (uint8_t)(h >> (8 * (j & 7)));
+  }
+  return len;
+}
+
+/* 0 if (buf, len) is a value of key i; its version in *v. */
+static int check_val(const uint8_t *buf, size_t len, unsigned i, uint32_t *v) {
+  uint8_t want[VMAX];
+  unsigned got_i;
+  if (len < 8 || len > VMAX)
+    return -1;
+  memcpy(&got_i, buf, 4);
+  memcpy(v, buf + 4, 4);
+  if (got_i != i || val_of(want, i, *v) != len)
+    return -1;
+  return memcmp(want, buf, len) == 0 ? 0 : -1;
+}
+
+/* Key number from a key "t<tag>/key<i>", or -1. */
+static int parse_key(const void *k, size_t klen, unsigned tag) {
+  char buf[32], want[32];
+  unsigned i;
+  if (klen == 0 || klen >= sizeof buf)
+    return -1;
+  memcpy(buf, k, klen);
+  buf[klen] = '\0';
+  if (sscanf(buf, "t%*u/key%5u", &i) != 1 || i >= NKEYS)
+    return -1;
+  if (key_of(want, tag, i) != klen || memcmp(want, buf, klen) != 0)
+    return -1;
+  return (int)i;
+}
+
+static mapkv_t *open_store(int sync_mode) {
+  mapkv_options o;
+  mapkv_t *db = NULL;
+  mapkv_options_init(&o);
+  o.flags = MAPKV_CREATE;
+  o.sync_mode = sync_mode;
+  o.initial_size = 16 << 10; /* many resizes while readers run */
+  o.growth_step = 4 << 10;
+  assert_rc(mapkv_open(path, &o, &db), 0);
+  return db;
+}
+
+/* ---- readers, a writer, compactions and cursors -------------------------- */
+
+typedef struct shared {
+  mapkv_t *db;
+  atomic_int stop;        /* readers and cursor walkers end */
+  atomic_uint writer_ops; /* operations the writer has done */
+  uint32_t model[NKEYS];  /* writer's: version of each key, 0 = absent */
+  /* Failures, by kind; details of the first. */
+  atomic_uint bad_values, bad_errors, went_back, bad_cursor, bad_writes;
+  atomic_uint reads, found, cursor_walks, changed;
+  atomic_int first_error;
+  char first_msg[256];
+  pthread_mutex_t msg_lock;
+} shared;
+
+#define WRITER_OPS  20000
+#define COMPACTIONS 5
+
+static void note(shared *s, atomic_uint *counter, int rc, const char *what) {
+  atomic_fetch_add(counter, 1);
+  pthread_mutex_lock(&s->msg_lock);
+  if (s->first_msg[0] == '\0') {
+    atomic_store(&s->first_error, rc);
+    snprintf(s->first_msg, sizeof s->first_msg, "%s: %d (%s) %s", what, rc,
+             mapkv_strerror(rc), rc != 0 ? mapkv_errmsg() : "");
+  }
+  pthread_mutex_unlock(&s->msg_lock);
+}
+
+typedef struct reader_arg {
+  shared *s;
+  unsigned id;
+} reader_arg;
+
+static void *reader(void *p) {
+  reader_arg *a = p;
+  shared *s = a->s;
+  uint64_t seed = 0x1234 + a->id;
+  uint32_t last[NKEYS];
+  unsigned mine = 0;
+  memset(last, 0, sizeof last);
+  do {
+    /* Pace the readers by the writer's progress: the handle's reader/writer
+     * lock lets a steady stream of readers hold off the writer for long
+     * stretches, which would make the run time unbounded. */
+    if (mine > 4 * atomic_load(&s->writer_ops) + 512) {
+      sched_yield();
+      continue;
+    }
+    for (int n = 0; n < 64; n++, mine++) {
+      unsigned i = rnd(&seed) % NKEYS;
+      char k[32];
+      uint8_t buf[VMAX];
+      size_t kl = key_of(k, 0, i), vl = 0;
+      uint32_t v;
+      int rc = mapkv_get(s->db, k, kl, buf, sizeof buf, &vl);
+      atomic_fetch_add(&s->reads, 1);
+      if (rc == MAPKV_NOTFOUND)
+        continue;
+      if (rc != 0) {
+        note(s, &s->bad_errors, rc, "reader get");
+        continue;
+      }
+      atomic_fetch_add(&s->found, 1);
+      if (check_val(buf, vl, i, &v) != 0) {
+        note(s, &s->bad_values, 0, "reader saw a wrong value");
+        continue;
+      }
+      if (v < last[i])
+        note(s, &s->went_back, 0, "reader saw an older version after a newer");
+      last[i] = v;
+      rc = mapkv_exists(s->db, k, kl);
+      if (rc != 0 && rc != 1)
+        note(s, &s->bad_errors, rc, "reader exists");
+    }
+  } while (!atomic_load(&s->stop));
+  return NULL;
+}
+
+static void *writer(void *p) {
+  shared *s = p;
+  uint64_t seed = 42;
+  uint32_t next_version = 1;
+  for (unsigned op = 0; op < WRITER_OPS; op++) {
+    unsigned i = rnd(&seed) % NKEYS, kind = rnd(&seed) % 100;
+    char k[32];
+    uint8_t v[VMAX];
+    size_t kl = key_of(k, 0, i);
+    int rc;
+    if (kind < 65) {
+      uint32_t ver = next_version++;
+      rc = mapkv_put(s->db, k, kl, v, val_of(v, i, ver));
+      if (rc != 0)
+        note(s, &s->bad_writes, rc, "writer put");
+      else
+        s->model[i] = ver;
+    } else if (kind < 85) {
+      rc = mapkv_del(s->db, k, kl);
+      if (rc != (s->model[i] ? 0 : MAPKV_NOTFOUND))
+        note(s, &s->bad_writes, rc, "writer del");
+      s->model[i] = 0;
+    } else {
+      /* A batch of 2..6 operations on random keys. */
+      mapkv_batch_t *b = NULL;
+      unsigned n = 2 + rnd(&seed) % 5, keys[6];
+      uint32_t vers[6];
+      rc = mapkv_batch_begin(s->db, &b);
+      if (rc != 0) {
+        note(s, &s->bad_writes, rc, "writer batch_begin");
+        continue;
+      }
+      for (unsigned j = 0; j < n; j++) {
+        keys[j] = rnd(&seed) % NKEYS;
+        kl = key_of(k, 0, keys[j]);
+        if (rnd(&seed) % 4 == 0) {
+          vers[j] = 0;
+          rc = mapkv_batch_del(b, k, kl);
+        } else {
+          vers[j] = next_version++;
+          rc = mapkv_batch_put(b, k, kl, v, val_of(v, keys[j], vers[j]));
+        }
+        if (rc != 0)
+          note(s, &s->bad_writes, rc, "writer batch op");
+      }
+      rc = mapkv_batch_commit(b);
+      if (rc != 0)
+        note(s, &s->bad_writes, rc, "writer batch_commit");
+      else
+        for (unsigned j = 0; j < n; j++)
+          s->model[keys[j]] = vers[j];
+    }
+    atomic_fetch_add(&s->writer_ops, 1);
+  }
+  return NULL;
+}
+
+/* Walks one cursor; checks values and that no key comes twice. Only for
+ * the compacting thread: keys and values point into the mapping, valid
+ * until the next compaction. */
+static void walk(shared *s) {
+  mapkv_cursor_t *c = NULL;
+  uint8_t seen[NKEYS];
+  const void *k, *v;
+  size_t kl, vl;
+  int rc = mapkv_cursor_open(s->db, NULL, 0, &c);
+  if (rc != 0) {
+    note(s, &s->bad_cursor, rc, "cursor_open");
+    return;
+  }
+  memset(seen, 0, sizeof seen);
+  while ((rc = mapkv_cursor_next(c, &k, &kl, &v, &vl)) == 0) {
+    int i = parse_key(k, kl, 0);
+    uint32_t ver;
+    if (i < 0 || check_val(v, vl, (unsigned)i, &ver) != 0) {
+      note(s, &s->bad_cursor, 0, "cursor saw a wrong key or value");
+      continue;
+    }
+    if (seen[i]++)
+      note(s, &s->bad_cursor, 0, "cursor reported a key twice");
+  }
+  mapkv_cursor_close(c);
+  if (rc == MAPKV_NOTFOUND)
+    atomic_fetch_add(&s->cursor_walks, 1);
+  else
+    note(s, &s->bad_cursor, rc, "cursor_next");
+}
+
+/* Cursors racing the compactions: they may end with MAPKV_ECHANGED (and
+ * then keep returning it). The pointers they hand out may be unmapped by
+ * a compaction at any moment, so this thread only looks at the lengths. */
+static void walk_racing(shared *s) {
+  mapkv_cursor_t *c = NULL;
+  const void *k, *v;
+  size_t kl, vl, n = 0;
+  int rc = mapkv_cursor_open(s->db, NULL, 0, &c);
+  if (rc != 0) {
+    note(s, &s->bad_cursor, rc, "cursor_open");
+    return;
+  }
+  while ((rc = mapkv_cursor_next(c, &k, &kl, &v, &vl)) == 0) {
+    if (kl != 11 || vl < 8 || vl > VMAX)
+      note(s, &s->bad_cursor, 0, "racing cursor: wrong lengths");
+    if (++n > NKEYS)
+      note(s, &s->bad_cursor, 0, "racing cursor: more records than keys");
+  }
+  if (rc == MAPKV_ECHANGED) {
+    atomic_fetch_add(&s->changed, 1);
+    rc = mapkv_cursor_next(c, &k, &kl, &v, &vl);
+    if (rc != MAPKV_ECHANGED)
+      note(s, &s->bad_cursor, rc, "racing cursor after ECHANGED");
+  } else if (rc != MAPKV_NOTFOUND) {
+    note(s, &s->bad_cursor, rc, "racing cursor_next");
+  }
+  mapkv_cursor_close(c);
+}
+
+static void *compactor(void *p) {
+  shared *s = p;
+  for (unsigned c = 0; c < COMPACTIONS; c++) {
+    int rc;
+    /* Spread the compactions over the writer's run. */
+    while (atomic_load(&s->writer_ops) <
+           (c + 1) * WRITER_OPS / (COMPACTIONS + 1))
+      sched_yield();
+    rc = mapkv_compact(s->db);
+    if (rc != 0)
+      note(s, &s->bad_writes, rc, "compact");
+    /* Only this thread compacts: its own cursors never see ECHANGED. */
+    walk(s);
+    walk(s);
+  }
+  return NULL;
+}
+
+static void *cursor_walker(void *p) {
+  shared *s = p;
+  unsigned walks = 0;
+  do {
+    if (walks * 250 > atomic_load(&s->writer_ops)) {
+      sched_yield(); /* paced like the readers */
+      continue;
+    }
+    walk_racing(s);
+    walks++;
+  } while (!atomic_load(&s->stop));
+  return NULL;
+}
+
+/* The store holds exactly the model: by get, by cursor, by the figures. */
+static void expect_model(mapkv_t *db, const uint32_t *model) {
+  uint64_t present = 0;
+  uint8_t seen[NKEYS];
+  mapkv_cursor_t *c = NULL;
+  const void *k, *v;
+  size_t kl, vl;
+  mapkv_stats st;
+  int rc;
+  for (unsigned i = 0; i < NKEYS; i++) {
+    char key[32];
+    uint8_t buf[VMAX];
+    size_t len = 0;
+    uint32_t ver = 0;
+    size_t klen = key_of(key, 0, i);
+    rc = mapkv_get(db, key, klen, buf, sizeof buf, &len);
+    if (model[i] == 0) {
+      assert_rc(rc, MAPKV_NOTFOUND);
+      continue;
+    }
+    present++;
+    assert_rc(rc, 0);
+    assert_int_equal(check_val(buf, len, i, &ver), 0);
+    assert_int_equal(ver, model[i]);
+  }
+  memset(seen, 0, sizeof seen);
+  assert_rc(mapkv_cursor_open(db, NULL, 0, &c), 0);
+  while ((rc = mapkv_cursor_next(c, &k, &kl, &v, &vl)) == 0) {
+    int i = parse_key(k, kl, 0);
+    uint32_t ver = 0;
+    assert_true(i >= 0);
+    assert_int_equal(seen[i], 0);
+    seen[i] = 1;
+    assert_int_equal(check_val(v, vl, (unsigned)i, &ver), 0);
+    assert_int_equal(ver, model[i]);
+  }
+  assert_rc(rc, MAPKV_NOTFOUND);
+  mapkv_cursor_close(c);
+  for (unsigned i = 0; i < NKEYS; i++)
+    assert_int_equal(seen[i], model[i] != 0);
+  assert_rc(mapkv_stat(db, &st), 0);
+  assert_int_equal(st.records, present);
+  assert_int_equal(st.live_bytes + st.dead_bytes, st.data_end - 4096);
+}
+
+static void test_readers_writer_compactor(void **state) {
+  enum { NREADERS = 4 };
+  shared *s = calloc(1, sizeof *s);
+  pthread_t readers[NREADERS], w, comp, curs;
+  reader_arg args[NREADERS];
+  mapkv_stats st;
+  (void)state;
+
+  assert_non_null(s);
+  pthread_mutex_init(&s->msg_lock, NULL);
+  s->db = open_store(MAPKV_SYNC_NONE);
+  for (unsigned i = 0; i < NREADERS; i++) {
+    args[i].s = s;
+    args[i].id = i;
+    assert_int_equal(pthread_create(&readers[i], NULL, reader, &args[i]), 0);
+  }
+  assert_int_equal(pthread_create(&curs, NULL, cursor_walker, s), 0);
+  assert_int_equal(pthread_create(&comp, NULL, compactor, s), 0);
+  assert_int_equal(pthread_create(&w, NULL, writer, s), 0);
+  assert_int_equal(pthread_join(w, NULL), 0);
+  assert_int_equal(pthread_join(comp, NULL), 0);
+  atomic_store(&s->stop, 1);
+  for (unsigned i = 0; i < NREADERS; i++)
+    assert_int_equal(pthread_join(readers[i], NULL), 0);
+  assert_int_equal(pthread_join(curs, NULL), 0);
+
+  if (s->first_msg[0] != '\0')
+    print_message("first failure: %s\n", s->first_msg);
+  print_message("reads %u (found %u), racing cursor walks ended by a "
+                "compaction: %u\n",
+                atomic_load(&s->reads), atomic_load(&s->found),
+                atomic_load(&s->changed));
+  assert_int_equal(atomic_load(&s->bad_values), 0);
+  assert_int_equal(atomic_load(&s->bad_errors), 0);
+  assert_int_equal(atomic_load(&s->went_back), 0);
+  assert_int_equal(atomic_load(&s->bad_cursor), 0);
+  assert_int_equal(atomic_load(&s->bad_writes), 0);
+  assert_int_equal(atomic_load(&s->writer_ops), WRITER_OPS);
+  assert_true(atomic_load(&s->reads) >= NREADERS * 64);
+  /* Each compaction is followed by two walks of the compactor's own. */
+  assert_true(atomic_load(&s->cursor_walks) >= 2 * COMPACTIONS);
+
+  assert_rc(mapkv_stat(s->db, &st), 0);
+  assert_int_equal(st.generation, COMPACTIONS);
+  assert_int_equal(st.checksum_failures, 0);
+  expect_model(s->db, s->model);
+  assert_rc(mapkv_verify(s->db, NULL, NULL, NULL), 0);
+  assert_rc(mapkv_close(s->db), 0);
+
+  /* The same after a reopen. */
+  s->db = open_store(MAPKV_SYNC_NONE);
+  expect_model(s->db, s->model);
+  assert_rc(mapkv_close(s->db), 0);
+  pthread_mutex_destroy(&s->msg_lock);
+  free(s);
+}
+
+/* ---- two writers on one handle ------------------------------------------- */
+
+#define WKEYS       3000
+#define SHARED_KEYS 16
+
+typedef struct writer2_arg {
+  mapkv_t *db;
+  unsigned tag;      /* 1 or 2: the writer's own key space */
+  unsigned failures; /* operations that did not return 0 */
+  uint64_t records;  /* records this writer's commits wrote */
+  uint64_t bytes;    /* their bytes */
+} writer2_arg;
+
+static void *writer2(void *p) {
+  writer2_arg *a = p;
+  uint8_t v[VMAX];
+  char k[32];
+  for (unsigned i = 0; i < WKEYS; i++) {
+    size_t kl = key_of(k, a->tag, i), vl = val_of(v, i, a->tag);
+    if (i % 10 == 9) {
+      /* Every tenth key in a batch with a write to a shared key. */
+      mapkv_batch_t *b = NULL;
+      char sk[32];
+      size_t skl = key_of(sk, 3, (i / 10) % SHARED_KEYS);
+      uint8_t sv[VMAX];
+      size_t svl = val_of(sv, (i / 10) % SHARED_KEYS, a->tag);
+      if (mapkv_batch_begin(a->db, &b) != 0 ||
+          mapkv_batch_put(b, k, kl, v, vl) != 0 ||
+          mapkv_batch_put(b, sk, skl, sv, svl) != 0 ||
+          mapkv_batch_commit(b) != 0) {
+        a->failures++;
+        continue;
+      }
+      a->records += 3;
+      a->bytes += (24 + kl + vl) + (24 + skl + svl) + (24 + 8);
+    } else {
+      if (mapkv_put(a->db, k, kl, v, vl) != 0) {
+        a->failures++;
+        continue;
+      }
+      a->records += 1;
+      a->bytes += 24 + kl + vl;
+    }
+  }
+  return NULL;
+}
+
+static void test_two_writers(void **state) {
+  mapkv_t *db = open_store(MAPKV_SYNC_NONE);
+  writer2_arg a[2];
+  pthread_t t[2];
+  mapkv_stats st;
+  (void)state;
+
+  memset(a, 0, sizeof a);
+  for (unsigned i = 0; i < 2; i++) {
+    a[i].db = db;
+    a[i].tag = i + 1;
+    assert_int_equal(pthread_create(&t[i], NULL, writer2, &a[i]), 0);
+  }
+  for (unsigned i = 0; i < 2; i++)
+    assert_int_equal(pthread_join(t[i], NULL), 0);
+  assert_int_equal(a[0].failures, 0);
+  assert_int_equal(a[1].failures, 0);
+
+  /* Every commit got its own sequence numbers and its own bytes. */
+  assert_rc(mapkv_stat(db, &st), 0);
+  assert_int_equal(st.records, 2 * WKEYS + SHARED_KEYS);
+  assert_int_equal(st.last_seq, a[0].records + a[1].records);
+  assert_int_equal(st.data_end, 4096 + a[0].bytes + a[1].bytes);
+  assert_rc(mapkv_verify(db, NULL, NULL, NULL), 0);
+
+  for (int pass = 0; pass < 2; pass++) {
+    for (unsigned tag = 1; tag <= 2; tag++) {
+      for (unsigned i = 0; i < WKEYS; i++) {
+        char k[32];
+        uint8_t buf[VMAX];
+        size_t kl = key_of(k, tag, i), len = 0;
+        uint32_t ver = 0;
+        assert_rc(mapkv_get(db, k, kl, buf, sizeof buf, &len), 0);
+        assert_int_equal(check_val(buf, len, i, &ver), 0);
+        assert_int_equal(ver, tag);
+      }
+    }
+    /* Each shared key holds the value one of the writers gave it. */
+    for (unsigned i = 0; i < SHARED_KEYS; i++) {
+      char k[32];
+      uint8_t buf[VMAX];
+      size_t kl = key_of(k, 3, i), len = 0;
+      uint32_t ver = 0;
+      assert_rc(mapkv_get(db, k, kl, buf, sizeof buf, &len), 0);
+      assert_int_equal(check_val(buf, len, i, &ver), 0);
+      assert_true(ver == 1 || ver == 2);
+    }
+    assert_rc(mapkv_close(db), 0);
+    db = open_store(MAPKV_SYNC_NONE);
+    assert_rc(mapkv_stat(db, &st), 0);
+    assert_int_equal(st.records, 2 * WKEYS + SHARED_KEYS);
+    assert_int_equal(st.last_seq, a[0].records + a[1].records);
+  }
+  assert_rc(mapkv_close(db), 0);
+}
+
+/* ---- batches become visible at once -------------------------------------- */
+
+#define GROUP   10
+#define BATCHES 2000
+
+typedef struct batch_shared {
+  mapkv_t *db;
+  atomic_int stop;
+  atomic_uint errors, torn, reads, committed;
+} batch_shared;
+
+/* Every batch sets keys 0..GROUP-1 to the same version, applying them in
+ * that order within the batch. A reader reading them in the same order
+ * never sees a version smaller than one it read just before: if it did, it
+ * would have read part of a batch. */
+static void *batch_reader(void *p) {
+  batch_shared *s = p;
+  unsigned rounds = 0;
+  do {
+    uint32_t prev = 0;
+    /* Paced by the writer, as in the test above. */
+    if (rounds > 2 * atomic_load(&s->committed) + 64) {
+      sched_yield();
+      continue;
+    }
+    rounds++;
+    for (unsigned i = 0; i < GROUP; i++) {
+      char k[32];
+      uint8_t buf[VMAX];
+      size_t kl = key_of(k, 0, i), len = 0;
+      uint32_t ver = 0;
+      int rc = mapkv_get(s->db, k, kl, buf, sizeof buf, &len);
+      atomic_fetch_add(&s->reads, 1);
+      if (rc == MAPKV_NOTFOUND && prev == 0)
+        continue; /* before the first batch */
+      if (rc != 0 || check_val(buf, len, i, &ver) != 0) {
+        atomic_fetch_add(&s->errors, 1);
+        break;
+      }
+      if (ver < prev)
+        atomic_fetch_add(&s->torn, 1);
+      prev = ver;
+    }
+  } while (!atomic_load(&s->stop));
+  return NULL;
+}
+
+static void test_batch_visibility_under_readers(void **state) {
+  batch_shared s;
+  pthread_t r[3];
+  mapkv_stats st;
+  (void)state;
+
+  memset(&s, 0, sizeof s);
+  s.db = open_store(MAPKV_SYNC_NONE);
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(pthread_create(&r[i], NULL, batch_reader, &s), 0);
+  for (uint32_t ver = 1; ver <= BATCHES; ver++) {
+    mapkv_batch_t *b = NULL;
+    assert_rc(mapkv_batch_begin(s.db, &b), 0);
+    for (unsigned i = 0; i < GROUP; i++) {
+      char k[32];
+      uint8_t v[VMAX];
+      size_t kl = key_of(k, 0, i);
+      assert_rc(mapkv_batch_put(b, k, kl, v, val_of(v, i, ver)), 0);
+    }
+    assert_rc(mapkv_batch_commit(b), 0);
+    atomic_fetch_add(&s.committed, 1);
+  }
+  atomic_store(&s.stop, 1);
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(pthread_join(r[i], NULL), 0);
+  assert_int_equal(atomic_load(&s.errors), 0);
+  assert_int_equal(atomic_load(&s.torn), 0);
+  assert_true(atomic_load(&s.reads) > 0);
+  assert_rc(mapkv_stat(s.db, &st), 0);
+  assert_int_equal(st.records, GROUP);
+  assert_int_equal(st.last_seq, (uint64_t)BATCHES * (GROUP + 1));
+  assert_rc(mapkv_close(s.db), 0);
+}
+
+int main(void) {
+  /* MAPKV_TEST_FILTER=pattern runs only the matching tests. */
+  if (getenv("MAPKV_TEST_FILTER") != NULL)
+    cmocka_set_test_filter(getenv("MAPKV_TEST_FILTER"));
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_readers_writer_compactor, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_two_writers, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_batch_visibility_under_readers,
+                                      setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
