@@ -28,7 +28,7 @@ static void die(const char *what, int rc) {
 
 /* Record i: key "user:%011d" (16 bytes), a 100-byte value derived from i. */
 static void make_kv(uint64_t i, char key[17], char val[101]) {
-  snprintf(key, 17, "user:%011" PRIu64, i);
+  snprintf(key, 17, "user:%011" PRIu64, i % 100000000000u);
   snprintf(val, 101, "%020" PRIu64 "|%078" PRIx64, i * 2654435761u,
            (uint64_t)(i * 0x9E3779B97F4A7C15ull));
 }

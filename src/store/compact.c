@@ -66,27 +66,25 @@ static int copy_live(mapkv_t *db, target *t) {
     mapkv__rec r;
     mapkv__probe p;
     uint64_t at = pos, h;
+    int live;
+    /* Lengths are trusted only once the checksum holds (see cursor.c). */
     if (mapkv__rec_decode(db->base + at, db->end - at, 0, 0, &r) !=
         MAPKV__REC_OK) {
-      /* A damaged span from recovery: nothing in it is live. Step to the
-       * next record the index points into by searching the marker. */
-      int64_t start = (int64_t)at + 1, stop = (int64_t)db->end, next;
-      if (mmf_find(db->map, mapkv__marker, 2, &start, &stop, &next) != 0 ||
-          next < 0)
-        break;
-      pos = (uint64_t)next;
+      pos = mapkv__skip_damage(db, at, db->end);
+      continue;
+    }
+    h = mapkv__index_hash(r.key, r.klen);
+    live =
+        r.type == MAPKV__T_PUT && mapkv__find(db, r.key, r.klen, h, &p) == at;
+    if (!mapkv__rec_checksum_ok(db->base + at, &r, db->hdr.file_id)) {
+      if (live)
+        atomic_fetch_add(&db->checksum_failures, 1);
+      pos = mapkv__skip_damage(db, at, db->end);
       continue;
     }
     pos += r.size;
-    if (r.type != MAPKV__T_PUT)
+    if (!live)
       continue;
-    h = mapkv__index_hash(r.key, r.klen);
-    if (mapkv__find(db, r.key, r.klen, h, &p) != at)
-      continue;
-    if (!mapkv__rec_checksum_ok(db->base + at, &r, db->hdr.file_id)) {
-      atomic_fetch_add(&db->checksum_failures, 1);
-      continue;
-    }
     if (mapkv__index_insert(&t->ix, h, t->end) != 0)
       return mapkv__fail(MAPKV_ENOMEM, "out of memory for the new index");
     t->end += mapkv__rec_encode(t->base + t->end, MAPKV__T_PUT,
@@ -207,6 +205,7 @@ int mapkv_compact(mapkv_t *db) {
     db->seq = t.seq;
     db->hdr = t.hdr;
     db->live_bytes = t.live_bytes;
+    db->known_damage = 0; /* only intact records were copied */
     db->ix = t.ix;
     db->ix.ctx = db; /* the index now asks the store for hashes */
     db->ix.hashes_at = old_ix.hashes_at;

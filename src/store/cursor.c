@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mapkv/mmf.h"
 #include "store.h"
 #include "store_err.h"
 
@@ -42,21 +41,6 @@ int mapkv_cursor_open(mapkv_t *db, const void *prefix, size_t plen,
   return 0;
 }
 
-/* Skips damaged bytes: the next marker at which an intact record starts. */
-static uint64_t skip_damage(const mapkv_t *db, uint64_t from, uint64_t end) {
-  int64_t start = (int64_t)from + 1, stop = (int64_t)end, at;
-  mapkv__rec r;
-  while (start < stop) {
-    if (mmf_find(db->map, mapkv__marker, 2, &start, &stop, &at) != 0 || at < 0)
-      return end;
-    if (mapkv__rec_decode(db->base + at, end - (uint64_t)at, db->hdr.file_id, 1,
-                          &r) == MAPKV__REC_OK)
-      return (uint64_t)at;
-    start = at + 1;
-  }
-  return end;
-}
-
 int mapkv_cursor_next(mapkv_cursor_t *c, const void **key, size_t *klen,
                       const void **val, size_t *vlen) {
   mapkv_t *db;
@@ -74,22 +58,27 @@ int mapkv_cursor_next(mapkv_cursor_t *c, const void **key, size_t *klen,
     mapkv__rec r;
     mapkv__probe p;
     uint64_t at = c->pos;
+    int live;
+    /* The lengths are trusted only once the checksum holds: a damaged
+     * length must not make the walk jump over intact records. */
     if (mapkv__rec_decode(db->base + at, c->end - at, 0, 0, &r) !=
         MAPKV__REC_OK) {
-      c->pos = skip_damage(db, at, c->end);
+      c->pos = mapkv__skip_damage(db, at, c->end);
+      continue;
+    }
+    live = r.type == MAPKV__T_PUT &&
+           mapkv__find(db, r.key, r.klen, mapkv__index_hash(r.key, r.klen),
+                       &p) == at;
+    if (!mapkv__rec_checksum_ok(db->base + at, &r, db->hdr.file_id)) {
+      if (live)
+        atomic_fetch_add(&db->checksum_failures, 1);
+      c->pos = mapkv__skip_damage(db, at, c->end);
       continue;
     }
     c->pos += r.size;
-    if (r.type != MAPKV__T_PUT || r.klen < c->plen ||
+    if (!live || r.klen < c->plen ||
         (c->plen > 0 && memcmp(r.key, c->prefix, c->plen) != 0))
       continue;
-    if (mapkv__find(db, r.key, r.klen, mapkv__index_hash(r.key, r.klen), &p) !=
-        at)
-      continue;
-    if (!mapkv__rec_checksum_ok(db->base + at, &r, db->hdr.file_id)) {
-      atomic_fetch_add(&db->checksum_failures, 1);
-      continue;
-    }
     if (key != NULL)
       *key = r.key;
     if (klen != NULL)

@@ -136,6 +136,20 @@ static int accept(scanner *s, uint64_t end, uint64_t seq) {
   return 0;
 }
 
+uint64_t mapkv__skip_damage(const mapkv_t *db, uint64_t from, uint64_t end) {
+  int64_t start = (int64_t)from + 1, stop = (int64_t)end, at;
+  mapkv__rec r;
+  while (start < stop) {
+    if (mmf_find(db->map, mapkv__marker, 2, &start, &stop, &at) != 0 || at < 0)
+      return end;
+    if (mapkv__rec_decode(db->base + at, end - (uint64_t)at, db->hdr.file_id, 1,
+                          &r) == MAPKV__REC_OK)
+      return (uint64_t)at;
+    start = at + 1;
+  }
+  return end;
+}
+
 /* The end of the last non-zero byte in [lo, hi). */
 static uint64_t nonzero_end(const uint8_t *base, uint64_t lo, uint64_t hi) {
   while (hi > lo && (hi & 7) != 0 && base[hi - 1] == 0)

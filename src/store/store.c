@@ -378,6 +378,7 @@ done:
   db->rec.damaged_regions = res.damaged;
   db->rec.damaged_bytes = res.damaged_bytes;
   db->rec.first_damage_offset = res.first_damage;
+  db->known_damage = res.damaged > 0;
   if (!db->readonly && res.nonzero_end > db->end) {
     /* Zero the dropped tail so that none of it can come back later. */
     memset(db->base + db->end, 0, res.nonzero_end - db->end);
@@ -500,8 +501,10 @@ int mapkv_close(mapkv_t *db) {
     return 0;
   if (!db->readonly) {
     rc = mapkv__flush_to(db, db->end);
+    /* With damage still in the file, the next open must not trust the
+     * quick walk of a clean close: it checks every checksum instead. */
     if (rc == 0)
-      rc = mapkv__write_header(db, 1);
+      rc = mapkv__write_header(db, !db->known_damage);
   }
   db_free(db);
   return rc;

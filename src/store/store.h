@@ -37,7 +37,8 @@ struct mapkv {
   mapkv__header hdr; /* as on disk (file_id, generation, created) */
   mapkv__index ix;
   uint64_t live_bytes;
-  mapkv_stats rec; /* recovery figures of the last open */
+  int known_damage; /* recovery skipped damage that is still in the file */
+  mapkv_stats rec;  /* recovery figures of the last open */
   atomic_uint_fast64_t checksum_failures;
   pthread_mutex_t wlock;
   pthread_rwlock_t rw;
@@ -84,6 +85,10 @@ typedef struct mapkv__scan_res {
  * caller then scans again with verify). Returns 0 or an error from cb. */
 int mapkv__scan(const mapkv_t *db, uint64_t limit, int verify,
                 const mapkv__scan_cb *cb, mapkv__scan_res *res);
+
+/* The offset of the next intact record after a damaged one at `from`
+ * (searching forward for the marker), or `end` if there is none. */
+uint64_t mapkv__skip_damage(const mapkv_t *db, uint64_t from, uint64_t end);
 
 /* Writes both header copies (clean or not) through the map and flushes
  * each. */
