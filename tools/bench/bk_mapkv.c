@@ -1,0 +1,146 @@
+/*
+ * bk_mapkv.c — mapkv through its public API only (include/mapkv/mapkv.h).
+ *
+ * Configuration: the library defaults, except the sync mode:
+ * MAPKV_SYNC_NONE for the non-durable workloads (a crash of the process
+ * loses nothing; the OS writes back), MAPKV_SYNC_COMMIT for fillsync (one
+ * msync per commit). The handle is thread-safe, so every reader is the
+ * handle itself.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "backend.h"
+#include "mapkv/mapkv.h"
+
+#define NAME "mapkv"
+
+static const char *mk_version(void) {
+#define MK_STR2(x) #x
+#define MK_STR(x)  MK_STR2(x)
+  return MK_STR(MAPKV_VERSION_MAJOR) "." MK_STR(MAPKV_VERSION_MINOR) "." MK_STR(
+      MAPKV_VERSION_PATCH);
+}
+
+/* The handle and the batch being built (one writer at a time). */
+typedef struct mk {
+  mapkv_t *db;
+  mapkv_batch_t *batch;
+} mk;
+
+static int mk_err(const char *what, int rc) {
+  return bk_fail(NAME, "%s: %s (%s)", what, mapkv_strerror(rc), mapkv_errmsg());
+}
+
+static int mk_open(const char *dir, const bk_options *o, void **out) {
+  mapkv_options opts;
+  char *path = bk_path(dir, "store.mapkv");
+  mk *h = calloc(1, sizeof *h);
+  int rc;
+  if (path == NULL || h == NULL) {
+    free(path);
+    free(h);
+    return bk_fail(NAME, "out of memory");
+  }
+  mapkv_options_init(&opts);
+  opts.flags = MAPKV_CREATE;
+  opts.sync_mode = o->durable ? MAPKV_SYNC_COMMIT : MAPKV_SYNC_NONE;
+  rc = mapkv_open(path, &opts, &h->db);
+  free(path);
+  if (rc != 0) {
+    free(h);
+    return mk_err("mapkv_open", rc);
+  }
+  *out = h;
+  return 0;
+}
+
+static int mk_close(void *db) {
+  mk *h = db;
+  int rc;
+  mapkv_batch_abort(h->batch);
+  rc = mapkv_close(h->db);
+  free(h);
+  return rc != 0 ? mk_err("mapkv_close", rc) : 0;
+}
+
+static int mk_get(void *rd, const void *key, size_t klen, void *buf, size_t cap,
+                  size_t *vlen) {
+  mk *h = rd;
+  int rc = mapkv_get(h->db, key, klen, buf, cap, vlen);
+  if (rc == 0)
+    return 1;
+  if (rc == MAPKV_NOTFOUND)
+    return 0;
+  return mk_err("mapkv_get", rc);
+}
+
+static int mk_put(void *db, const void *key, size_t klen, const void *val,
+                  size_t vlen) {
+  mk *h = db;
+  int rc = mapkv_put(h->db, key, klen, val, vlen);
+  return rc != 0 ? mk_err("mapkv_put", rc) : 0;
+}
+
+static int mk_del(void *db, const void *key, size_t klen) {
+  mk *h = db;
+  int rc = mapkv_del(h->db, key, klen);
+  return rc != 0 && rc != MAPKV_NOTFOUND ? mk_err("mapkv_del", rc) : 0;
+}
+
+static int mk_batch_begin(void *db, int sorted) {
+  mk *h = db;
+  int rc;
+  (void)sorted;
+  rc = mapkv_batch_begin(h->db, &h->batch);
+  return rc != 0 ? mk_err("mapkv_batch_begin", rc) : 0;
+}
+
+static int mk_batch_put(void *db, const void *key, size_t klen, const void *val,
+                        size_t vlen) {
+  mk *h = db;
+  int rc = mapkv_batch_put(h->batch, key, klen, val, vlen);
+  return rc != 0 ? mk_err("mapkv_batch_put", rc) : 0;
+}
+
+static int mk_batch_commit(void *db) {
+  mk *h = db;
+  int rc = mapkv_batch_commit(h->batch);
+  h->batch = NULL; /* freed by the commit, also on failure */
+  return rc != 0 ? mk_err("mapkv_batch_commit", rc) : 0;
+}
+
+static int mk_iterate(void *db, bk_iter_fn fn, void *ctx) {
+  mk *h = db;
+  mapkv_cursor_t *c;
+  const void *k, *v;
+  size_t kl, vl;
+  int rc = mapkv_cursor_open(h->db, NULL, 0, &c);
+  if (rc != 0)
+    return mk_err("mapkv_cursor_open", rc);
+  while ((rc = mapkv_cursor_next(c, &k, &kl, &v, &vl)) == 0) {
+    int stop = fn(ctx, k, kl, v, vl);
+    if (stop != 0) {
+      mapkv_cursor_close(c);
+      return stop;
+    }
+  }
+  mapkv_cursor_close(c);
+  return rc != MAPKV_NOTFOUND ? mk_err("mapkv_cursor_next", rc) : 0;
+}
+
+const bk_vtable bk_mapkv = {.name = NAME,
+                            .version = mk_version,
+                            .open = mk_open,
+                            .close = mk_close,
+                            .reader_open = bk_reader_is_db,
+                            .reader_close = bk_reader_none,
+                            .get = mk_get,
+                            .put = mk_put,
+                            .del = mk_del,
+                            .batch_begin = mk_batch_begin,
+                            .batch_put = mk_batch_put,
+                            .batch_commit = mk_batch_commit,
+                            .sync_put = mk_put,
+                            .iterate = mk_iterate,
+                            .disk_size = bk_disk_size_dir};
