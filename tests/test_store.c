@@ -1345,9 +1345,9 @@ static void test_growth_many_resizes(void **state) {
     st = stat_of(db);
     assert_true(st.data_end <= st.file_size);
     if (st.file_size != prev_size) {
-      /* Each growth: by max(growth_step, size / 2), at least to
+      /* Each growth: by max(growth_step, size / 16), at least to
        * initial_size. */
-      uint64_t step = prev_size / 2 > 4096 ? prev_size / 2 : 4096;
+      uint64_t step = prev_size / 16 > 4096 ? prev_size / 16 : 4096;
       assert_true(st.file_size >= prev_size + step);
       assert_true(st.file_size >= 8192);
       assert_int_equal(st.file_size % 4096, 0);

@@ -2,9 +2,13 @@
  * cursor.c — iteration over the live records in file order.
  *
  * A cursor walks the log from the header to the end it saw at open. A
- * record is live if the index points at it; damaged spans (skipped at
- * recovery) are stepped over with a forward search for the next record
- * the index knows. Every record returned has had its checksum verified.
+ * record is live if the index points at it. The walk runs a few records
+ * ahead of what it returns: each candidate is decoded and its checksum
+ * verified (record lengths are trusted only then), and its index slot is
+ * prefetched; the liveness check happens when the candidate is returned,
+ * so the cache misses on the index overlap. Damaged spans (skipped at
+ * recovery) are stepped over with a forward search for the next intact
+ * record.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -12,10 +16,14 @@
 #include "store.h"
 #include "store_err.h"
 
+#define AHEAD 16
+
 struct mapkv_cursor {
   mapkv_t *db;
-  uint64_t pos, end;
-  uint64_t file_id; /* identifies the file the cursor walks */
+  uint64_t scan, end; /* the walk: next record to decode, end at open */
+  uint64_t file_id;   /* identifies the file the cursor walks */
+  uint64_t off[AHEAD], hash[AHEAD]; /* candidates waiting, in file order */
+  unsigned head, n;
   size_t plen;
   uint8_t prefix[];
 };
@@ -30,15 +38,50 @@ int mapkv_cursor_open(mapkv_t *db, const void *prefix, size_t plen,
     return mapkv__fail(MAPKV_ENOMEM, "out of memory");
   c->db = db;
   c->plen = plen;
+  c->head = c->n = 0;
   if (plen > 0)
     memcpy(c->prefix, prefix, plen);
   pthread_rwlock_rdlock(&db->rw);
-  c->pos = MAPKV__HDR_PAGE;
+  c->scan = MAPKV__HDR_PAGE;
   c->end = db->end;
   c->file_id = db->hdr.file_id;
   pthread_rwlock_unlock(&db->rw);
   *out = c;
   return 0;
+}
+
+/* Walks ahead until AHEAD candidates wait or the walk ends. Caller holds
+ * rw for reading. */
+static void refill(mapkv_cursor_t *c) {
+  mapkv_t *db = c->db;
+  while (c->n < AHEAD && c->scan < c->end) {
+    mapkv__rec r;
+    mapkv__probe p;
+    uint64_t at = c->scan, h;
+    if (mapkv__rec_decode(db->base + at, c->end - at, 0, 0, &r) !=
+        MAPKV__REC_OK) {
+      c->scan = mapkv__skip_damage(db, at, c->end);
+      continue;
+    }
+    if (!mapkv__rec_checksum_ok(db->base + at, &r, db->hdr.file_id)) {
+      /* Count it if the index points here: a get of its key fails too. */
+      if (r.type == MAPKV__T_PUT &&
+          mapkv__find(db, r.key, r.klen, mapkv__index_hash(r.key, r.klen),
+                      &p) == at)
+        atomic_fetch_add(&db->checksum_failures, 1);
+      c->scan = mapkv__skip_damage(db, at, c->end);
+      continue;
+    }
+    c->scan += r.size;
+    if (r.type != MAPKV__T_PUT || r.klen < c->plen ||
+        (c->plen > 0 && memcmp(r.key, c->prefix, c->plen) != 0))
+      continue;
+    h = mapkv__index_hash(r.key, r.klen);
+    __builtin_prefetch(&db->ix.slots[mapkv__index_home(&db->ix, h)]);
+    c->off[(c->head + c->n) % AHEAD] = at;
+    c->hash[(c->head + c->n) % AHEAD] = h;
+    c->n++;
+  }
 }
 
 int mapkv_cursor_next(mapkv_cursor_t *c, const void **key, size_t *klen,
@@ -54,31 +97,24 @@ int mapkv_cursor_next(mapkv_cursor_t *c, const void **key, size_t *klen,
     return mapkv__fail(MAPKV_ECHANGED,
                        "the store was compacted while the cursor was open");
   }
-  while (c->pos < c->end) {
+  for (;;) {
     mapkv__rec r;
     mapkv__probe p;
-    uint64_t at = c->pos;
-    int live;
-    /* The lengths are trusted only once the checksum holds: a damaged
-     * length must not make the walk jump over intact records. */
-    if (mapkv__rec_decode(db->base + at, c->end - at, 0, 0, &r) !=
-        MAPKV__REC_OK) {
-      c->pos = mapkv__skip_damage(db, at, c->end);
-      continue;
-    }
-    live = r.type == MAPKV__T_PUT &&
-           mapkv__find(db, r.key, r.klen, mapkv__index_hash(r.key, r.klen),
-                       &p) == at;
-    if (!mapkv__rec_checksum_ok(db->base + at, &r, db->hdr.file_id)) {
-      if (live)
-        atomic_fetch_add(&db->checksum_failures, 1);
-      c->pos = mapkv__skip_damage(db, at, c->end);
-      continue;
-    }
-    c->pos += r.size;
-    if (!live || r.klen < c->plen ||
-        (c->plen > 0 && memcmp(r.key, c->prefix, c->plen) != 0))
-      continue;
+    uint64_t at, h;
+    if (c->n == 0)
+      refill(c);
+    if (c->n == 0)
+      break;
+    at = c->off[c->head];
+    h = c->hash[c->head];
+    c->head = (c->head + 1) % AHEAD;
+    c->n--;
+    /* Verified when it was queued; records never change in place. */
+    mapkv__rec_decode(db->base + at, c->end - at, 0, 0, &r);
+    if (mapkv__find(db, r.key, r.klen, h, &p) != at)
+      continue; /* replaced or deleted since */
+    if (c->n < AHEAD / 2)
+      refill(c);
     if (key != NULL)
       *key = r.key;
     if (klen != NULL)

@@ -30,6 +30,9 @@
 #define DEFAULT_INITIAL (1ull << 20)
 #define DEFAULT_STEP    (1ull << 20)
 #define DEFAULT_RESERVE (64ull << 30)
+/* Growth adds 1/GROWTH_DIV of the file (at least growth_step): geometric,
+ * so appends stay amortised O(1), while free space stays a small share. */
+#define GROWTH_DIV 16
 
 void mapkv_options_init(mapkv_options *o) {
   memset(o, 0, sizeof *o);
@@ -557,13 +560,13 @@ static int ensure_room(mapkv_t *db, uint64_t need) {
                        "address reservation (reopen with a larger reserve)",
                        (unsigned long long)least,
                        (unsigned long long)db->reserve);
-  /* The first growth makes the file initial_size; later ones add half the
-   * size (at least growth_step), so appends cost amortised O(1). */
+  /* The first growth makes the file initial_size; later ones add a
+   * sixteenth of the size (at least growth_step). */
   if (db->cap < db->opts.initial_size) {
     newcap = db->opts.initial_size;
   } else {
-    grow =
-        db->cap / 2 > db->opts.growth_step ? db->cap / 2 : db->opts.growth_step;
+    grow = db->cap / GROWTH_DIV > db->opts.growth_step ? db->cap / GROWTH_DIV
+                                                       : db->opts.growth_step;
     newcap = db->cap + grow;
   }
   newcap = mapkv__page_up(db, newcap < want ? want : newcap);
@@ -606,11 +609,13 @@ static int commit_ops(mapkv_t *db, const op *ops, size_t n) {
     return rc;
   /* Room in the index before anything is written, so that applying the
    * batch below cannot fail half-way. */
-  pthread_rwlock_wrlock(&db->rw);
-  rc = mapkv__index_reserve(&db->ix, n);
-  pthread_rwlock_unlock(&db->rw);
-  if (rc != 0)
-    return mapkv__fail(MAPKV_ENOMEM, "out of memory growing the index");
+  if (db->ix.count + n > db->ix.limit) { /* only writers change these */
+    pthread_rwlock_wrlock(&db->rw);
+    rc = mapkv__index_reserve(&db->ix, n);
+    pthread_rwlock_unlock(&db->rw);
+    if (rc != 0)
+      return mapkv__fail(MAPKV_ENOMEM, "out of memory growing the index");
+  }
 
   at = db->end;
   seq = db->seq;
