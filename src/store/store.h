@@ -39,6 +39,8 @@ struct mapkv {
   uint64_t live_bytes;
   int known_damage; /* recovery skipped damage that is still in the file */
   mapkv_stats rec;  /* recovery figures of the last open */
+  uint64_t *hashes; /* writer's scratch: key hashes of a batch */
+  size_t nhashes;
   atomic_uint_fast64_t checksum_failures;
   pthread_mutex_t wlock;
   pthread_rwlock_t rw;
