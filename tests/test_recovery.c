@@ -2554,6 +2554,48 @@ static void test_garbage_files(void **state) {
 
 /* ---- records of another store -------------------------------------------- */
 
+/* tests/data/overlong-record.mkv (found by fuzz_open): an intact record at
+ * 4096 that is not part of a batch and whose key length makes it span the
+ * next records, one of which is an intact, accepted batch. Recovery skips
+ * the stray record; cursors and compaction must too, instead of stepping
+ * over the live record by the stray one's length. */
+static void test_overlong_stray_record(void **state) {
+  const char *data = getenv("MAPKV_TEST_DATA");
+  const char *path = fx_path("rec-overlong");
+  char src[1024];
+  size_t len, n = 0, klen, vlen;
+  uint8_t *buf;
+  const void *k, *v;
+  mapkv_cursor_t *c;
+  mapkv_stats st;
+  mapkv_t *db;
+  static const uint8_t live_key[8] = {0xe0, 0xe0, 0xe0, 0xe0, 0xe0, 0, 0, 0};
+  (void)state;
+  assert_non_null(data);
+  snprintf(src, sizeof src, "%s/overlong-record.mkv", data);
+  buf = fx_slurp(src, &len);
+  assert_int_equal(write_path(path, buf, len), 0);
+
+  db = fx_open(path, 0);
+  assert_int_equal(mapkv_stat(db, &st), 0);
+  assert_int_equal(st.records, 6);
+  assert_int_equal(mapkv_exists(db, live_key, sizeof live_key), 1);
+  assert_int_equal(mapkv_cursor_open(db, NULL, 0, &c), 0);
+  while (mapkv_cursor_next(c, &k, &klen, &v, &vlen) == 0)
+    n++;
+  mapkv_cursor_close(c);
+  assert_int_equal(n, 6);
+  assert_int_equal(mapkv_compact(db), 0);
+  assert_int_equal(mapkv_stat(db, &st), 0);
+  assert_int_equal(st.records, 6);
+  assert_int_equal(mapkv_exists(db, live_key, sizeof live_key), 1);
+  fx_close(db);
+  db = fx_open(path, 0);
+  assert_int_equal(mapkv_exists(db, live_key, sizeof live_key), 1);
+  assert_int_equal(mapkv_verify(db, NULL, NULL, NULL), 0);
+  fx_close(db);
+}
+
 static void test_records_from_another_store(void **state) {
   const char *pa = fx_path("rec-for-a"), *pb = fx_path("rec-for-b"),
              *q = fx_path("rec-for-c");
@@ -2759,6 +2801,7 @@ int main(void) {
       T(test_power_cut_from_flush_hook),
       T(test_garbage_files),
       T(test_records_from_another_store),
+      T(test_overlong_stray_record),
       T(test_crash_keeps_last_commit_ending_in_zero_byte),
       T(test_verify_store_whose_last_byte_is_zero),
   };

@@ -874,6 +874,33 @@ static void test_batch_same_key(void **state) {
   close_ok(db);
 }
 
+/* A batch whose keys and values are all empty has no arena to copy from
+ * (found by fuzz_ops): it must commit like any other. */
+static void test_batch_all_empty(void **state) {
+  const char *path = fx_path("store-batch-empty-kv");
+  mapkv_options o;
+  mapkv_batch_t *b;
+  mapkv_t *db;
+  size_t vlen = 99;
+  char buf[4];
+  (void)state;
+  mapkv_options_init(&o);
+  o.flags = MAPKV_CREATE;
+  assert_int_equal(mapkv_open(path, &o, &db), 0);
+  assert_int_equal(mapkv_batch_begin(db, &b), 0);
+  assert_int_equal(mapkv_batch_put(b, "", 0, "", 0), 0);
+  assert_int_equal(mapkv_batch_put(b, NULL, 0, NULL, 0), 0);
+  assert_int_equal(mapkv_batch_commit(b), 0);
+  assert_int_equal(mapkv_get(db, "", 0, buf, sizeof buf, &vlen), 0);
+  assert_int_equal(vlen, 0);
+  assert_int_equal(mapkv_batch_begin(db, &b), 0);
+  assert_int_equal(mapkv_batch_del(b, "", 0), 0);
+  assert_int_equal(mapkv_batch_del(b, NULL, 0), 0);
+  assert_int_equal(mapkv_batch_commit(b), 0);
+  assert_int_equal(mapkv_exists(db, "", 0), 0);
+  assert_int_equal(mapkv_close(db), 0);
+}
+
 static void test_batch_empty_and_abort(void **state) {
   const char *path = fx_path("store-batchempty");
   mapkv_t *db = open_new(path);
@@ -2768,6 +2795,7 @@ int main(void) {
       T(test_missing_key),
       T(test_batch_same_key),
       T(test_batch_empty_and_abort),
+      T(test_batch_all_empty),
       T(test_batch_atomic_visibility),
       T(test_batch_survives_reopen),
       T(test_cursor_all_and_prefix),

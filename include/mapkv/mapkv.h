@@ -262,7 +262,8 @@ MAPKV_API int mapkv_cursor_open(mapkv_t *db, const void *prefix, size_t plen,
 /**
  * Advances to the next live record. *key and *val point into the mapping and
  * stay valid as mapkv_get_view() values do. Checksums are verified; a
- * damaged record is skipped (and counted in mapkv_stat()).
+ * damaged record is skipped, and counted in mapkv_stat()'s checksum_failures
+ * when the index points at it.
  * @return 0, MAPKV_NOTFOUND at the end, MAPKV_ECHANGED.
  */
 MAPKV_API int mapkv_cursor_next(mapkv_cursor_t *c, const void **key,

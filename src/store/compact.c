@@ -61,29 +61,16 @@ static void target_hashes_at(void *ctx, const uint64_t *offs, uint64_t *hashes,
 
 /* Copies every live, intact record of db into t. */
 static int copy_live(mapkv_t *db, target *t) {
-  uint64_t pos = MAPKV__HDR_PAGE;
-  while (pos < db->end) {
-    mapkv__rec r;
-    mapkv__probe p;
-    uint64_t at = pos, h;
-    int live;
-    /* Lengths are trusted only once the checksum holds (see cursor.c). */
-    if (mapkv__rec_decode(db->base + at, db->end - at, 0, 0, &r) !=
-        MAPKV__REC_OK) {
-      pos = mapkv__skip_damage(db, at, db->end);
+  mapkv__walk w;
+  mapkv__rec r;
+  mapkv__probe p;
+  uint64_t at, h;
+  mapkv__walk_init(&w, db->end);
+  while (mapkv__walk_next(db, &w, &at, &r) == 0) {
+    if (r.type != MAPKV__T_PUT)
       continue;
-    }
     h = mapkv__index_hash(r.key, r.klen);
-    live =
-        r.type == MAPKV__T_PUT && mapkv__find(db, r.key, r.klen, h, &p) == at;
-    if (!mapkv__rec_checksum_ok(db->base + at, &r, db->hdr.file_id)) {
-      if (live)
-        atomic_fetch_add(&db->checksum_failures, 1);
-      pos = mapkv__skip_damage(db, at, db->end);
-      continue;
-    }
-    pos += r.size;
-    if (!live)
+    if (mapkv__find(db, r.key, r.klen, h, &p) != at)
       continue;
     if (mapkv__index_insert(&t->ix, h, t->end) != 0)
       return mapkv__fail(MAPKV_ENOMEM, "out of memory for the new index");

@@ -2,13 +2,11 @@
  * cursor.c — iteration over the live records in file order.
  *
  * A cursor walks the log from the header to the end it saw at open. A
- * record is live if the index points at it. The walk runs a few records
- * ahead of what it returns: each candidate is decoded and its checksum
- * verified (record lengths are trusted only then), and its index slot is
- * prefetched; the liveness check happens when the candidate is returned,
- * so the cache misses on the index overlap. Damaged spans (skipped at
- * recovery) are stepped over with a forward search for the next intact
- * record.
+ * record is live if the index points at it. The walk (mapkv__walk_next)
+ * follows what recovery accepted and runs a few records ahead of what the
+ * cursor returns: each candidate's index slot is prefetched, and the
+ * liveness check happens when the candidate is returned, so the cache
+ * misses on the index overlap.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +18,8 @@
 
 struct mapkv_cursor {
   mapkv_t *db;
-  uint64_t scan, end; /* the walk: next record to decode, end at open */
-  uint64_t file_id;   /* identifies the file the cursor walks */
+  mapkv__walk walk;                 /* over the log up to its end at open */
+  uint64_t file_id;                 /* identifies the file the cursor walks */
   uint64_t off[AHEAD], hash[AHEAD]; /* candidates waiting, in file order */
   unsigned head, n;
   size_t plen;
@@ -42,8 +40,7 @@ int mapkv_cursor_open(mapkv_t *db, const void *prefix, size_t plen,
   if (plen > 0)
     memcpy(c->prefix, prefix, plen);
   pthread_rwlock_rdlock(&db->rw);
-  c->scan = MAPKV__HDR_PAGE;
-  c->end = db->end;
+  mapkv__walk_init(&c->walk, db->end);
   c->file_id = db->hdr.file_id;
   pthread_rwlock_unlock(&db->rw);
   *out = c;
@@ -54,25 +51,9 @@ int mapkv_cursor_open(mapkv_t *db, const void *prefix, size_t plen,
  * rw for reading. */
 static void refill(mapkv_cursor_t *c) {
   mapkv_t *db = c->db;
-  while (c->n < AHEAD && c->scan < c->end) {
-    mapkv__rec r;
-    mapkv__probe p;
-    uint64_t at = c->scan, h;
-    if (mapkv__rec_decode(db->base + at, c->end - at, 0, 0, &r) !=
-        MAPKV__REC_OK) {
-      c->scan = mapkv__skip_damage(db, at, c->end);
-      continue;
-    }
-    if (!mapkv__rec_checksum_ok(db->base + at, &r, db->hdr.file_id)) {
-      /* Count it if the index points here: a get of its key fails too. */
-      if (r.type == MAPKV__T_PUT &&
-          mapkv__find(db, r.key, r.klen, mapkv__index_hash(r.key, r.klen),
-                      &p) == at)
-        atomic_fetch_add(&db->checksum_failures, 1);
-      c->scan = mapkv__skip_damage(db, at, c->end);
-      continue;
-    }
-    c->scan += r.size;
+  mapkv__rec r;
+  uint64_t at, h;
+  while (c->n < AHEAD && mapkv__walk_next(db, &c->walk, &at, &r) == 0) {
     if (r.type != MAPKV__T_PUT || r.klen < c->plen ||
         (c->plen > 0 && memcmp(r.key, c->prefix, c->plen) != 0))
       continue;
@@ -110,7 +91,7 @@ int mapkv_cursor_next(mapkv_cursor_t *c, const void **key, size_t *klen,
     c->head = (c->head + 1) % AHEAD;
     c->n--;
     /* Verified when it was queued; records never change in place. */
-    mapkv__rec_decode(db->base + at, c->end - at, 0, 0, &r);
+    mapkv__rec_decode(db->base + at, c->walk.end - at, 0, 0, &r);
     if (mapkv__find(db, r.key, r.klen, h, &p) != at)
       continue; /* replaced or deleted since */
     if (c->n < AHEAD / 2)

@@ -150,6 +150,37 @@ uint64_t mapkv__skip_damage(const mapkv_t *db, uint64_t from, uint64_t end) {
   return end;
 }
 
+int mapkv__walk_next(mapkv_t *db, mapkv__walk *w, uint64_t *at, mapkv__rec *r) {
+  while (w->pos < w->end) {
+    uint64_t pos = w->pos;
+    mapkv__probe p;
+    int ok = mapkv__rec_decode(db->base + pos, w->end - pos, 0, 0, r) ==
+             MAPKV__REC_OK;
+    if (ok && !mapkv__rec_checksum_ok(db->base + pos, r, db->hdr.file_id)) {
+      if (r->type == MAPKV__T_PUT &&
+          mapkv__find(db, r->key, r->klen, mapkv__index_hash(r->key, r->klen),
+                      &p) == pos)
+        atomic_fetch_add(&db->checksum_failures, 1);
+      ok = 0;
+    }
+    if (ok && (r->flags & MAPKV__F_FIRST))
+      ok = r->seq > w->prev_seq;
+    else if (ok)
+      ok = w->in_batch && r->seq == w->prev_seq + 1;
+    if (!ok) {
+      w->in_batch = 0;
+      w->pos = mapkv__skip_damage(db, pos, w->end);
+      continue;
+    }
+    w->prev_seq = r->seq;
+    w->in_batch = !(r->flags & MAPKV__F_LAST);
+    w->pos = pos + r->size;
+    *at = pos;
+    return 0;
+  }
+  return MAPKV_NOTFOUND;
+}
+
 /* The end of the last non-zero byte in [lo, hi). */
 static uint64_t nonzero_end(const uint8_t *base, uint64_t lo, uint64_t hi) {
   while (hi > lo && (hi & 7) != 0 && base[hi - 1] == 0)

@@ -898,8 +898,9 @@ int mapkv_batch_commit(mapkv_batch_t *b) {
     return mapkv__fail(MAPKV_EINVAL, "NULL batch");
   db = b->db;
   for (size_t i = 0; i < b->n; i++) {
-    b->ops[i].key = b->arena + (uintptr_t)b->ops[i].key;
-    b->ops[i].val = b->arena + (uintptr_t)b->ops[i].val;
+    /* All keys and values empty: no arena, nothing to point at. */
+    b->ops[i].key = b->arena ? b->arena + (uintptr_t)b->ops[i].key : NULL;
+    b->ops[i].val = b->arena ? b->arena + (uintptr_t)b->ops[i].val : NULL;
   }
   if (b->n > 0) {
     pthread_mutex_lock(&db->wlock);

@@ -92,6 +92,28 @@ int mapkv__scan(const mapkv_t *db, uint64_t limit, int verify,
  * (searching forward for the marker), or `end` if there is none. */
 uint64_t mapkv__skip_damage(const mapkv_t *db, uint64_t from, uint64_t end);
 
+/* A walk over the log that follows what recovery accepts: records whose
+ * checksum holds and that keep the batch structure (FIRST, then
+ * consecutive sequence numbers). A record that breaks either is stepped
+ * over by a forward search, never by its own (untrusted) lengths. */
+typedef struct mapkv__walk {
+  uint64_t pos, end;
+  uint64_t prev_seq; /* sequence number of the last record returned */
+  int in_batch;      /* inside a batch (its LAST not seen yet) */
+} mapkv__walk;
+
+static inline void mapkv__walk_init(mapkv__walk *w, uint64_t end) {
+  w->pos = MAPKV__HDR_PAGE;
+  w->end = end;
+  w->prev_seq = 0;
+  w->in_batch = 0;
+}
+
+/* The next record of the walk: 0 with *at and *r set, or MAPKV_NOTFOUND at
+ * the end. A damaged record the index points at is counted in
+ * checksum_failures. Caller holds rw (read) or wlock. */
+int mapkv__walk_next(mapkv_t *db, mapkv__walk *w, uint64_t *at, mapkv__rec *r);
+
 /* Writes both header copies (clean or not) through the map and flushes
  * each. */
 int mapkv__write_header(mapkv_t *db, int clean);
