@@ -2,7 +2,7 @@
 # Installs the Debian packages mapkv needs to build and test, skipping those
 # already present. Run as root (or with sudo available).
 set -eu
-pkgs="build-essential cmake ninja-build pkg-config clang libxxhash-dev libcmocka-dev lmdb-utils"
+pkgs="build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev valgrind libxxhash-dev libcmocka-dev lmdb-utils"
 [ "${MAPKV_WITH_PEERS:-0}" = 1 ] && pkgs="$pkgs liblmdb-dev libleveldb-dev librocksdb-dev libsqlite3-dev libkyotocabinet-dev libtkrzw-dev libgdbm-dev"
 missing=""
 for p in $pkgs; do

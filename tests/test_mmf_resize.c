@@ -663,8 +663,9 @@ static void test_reserved_shared_file(void **state) {
   assert_int_equal(mmf_flush(m, 0, -1), 0);
   expect_file(path, buf, (size_t)(16 * PS));
 
-  /* Beyond the reservation: the map moves, the reservation is gone and
-   * its address space returned. */
+  /* Beyond the reservation: the map grows like a plain one (mremap may
+   * move it, or grow it in place when the pages after it are free), the
+   * reservation is gone, and a moved map's old address space returned. */
   assert_int_equal(mmf_resize(m, 17 * PS), 0);
   q = data_of(m);
   assert_int_equal(mmf_reserved(m), 0);
@@ -672,8 +673,8 @@ static void test_reserved_shared_file(void **state) {
   expect_map(m, 0, buf, (size_t)(16 * PS));
   expect_map_zeros(m, 16 * PS, PS);
   assert_int_equal(tu_file_size(path), 17 * PS);
-  assert_true(q != p);
-  assert_true(range_is_free(p, (size_t)(16 * PS)));
+  if (q != p)
+    assert_true(range_is_free(p, (size_t)(16 * PS)));
   /* And it resizes as a plain map from then on. */
   assert_int_equal(mmf_resize(m, PS), 0);
   expect_map(m, 0, buf, (size_t)PS);
@@ -754,10 +755,10 @@ static void test_reserved_anonymous(void **state) {
   expect_map_zeros(m, PS, 7 * PS); /* the dropped pages come back zero */
   assert_int_equal(mmf_resize(m, 9 * PS), 0);
   assert_int_equal(mmf_reserved(m), 0);
-  assert_true(data_of(m) != p);
   expect_map(m, 0, buf, (size_t)(PS / 2));
   expect_map_zeros(m, PS, 8 * PS);
-  assert_true(range_is_free(p, (size_t)(8 * PS)));
+  if (data_of(m) != p) /* moved (see test_reserved_shared_file) */
+    assert_true(range_is_free(p, (size_t)(8 * PS)));
 
   /* Shared anonymous: shrinking in place, never growing. */
   m = fx_reserved(-1, 4 * PS, MMF_MAP_SHARED, MMF_ACCESS_DEFAULT, 0, 8 * PS);

@@ -2596,6 +2596,49 @@ static void test_overlong_stray_record(void **state) {
   fx_close(db);
 }
 
+/* tests/data/damaged-batch-first-record.mkv (found by fuzz_open): a
+ * cleanly closed store whose batch has a damaged first record and an
+ * intact later one. The clean open indexes both (checksums are checked on
+ * read); a cursor must still list the intact one (and skip the damaged
+ * one, counting it), and compaction must keep it. */
+static void test_damaged_first_record_of_clean_batch(void **state) {
+  const char *data = getenv("MAPKV_TEST_DATA");
+  const char *path = fx_path("rec-dmgfirst");
+  static const uint8_t intact[8] = {0x62, 0x14, 0x02, 0x03,
+                                    0x01, 0x00, 0x01, 0x63};
+  char src[1024];
+  size_t len, n = 0, klen, vlen;
+  uint8_t *buf, val[16];
+  const void *k, *v;
+  mapkv_cursor_t *c;
+  mapkv_stats st;
+  mapkv_t *db;
+  (void)state;
+  assert_non_null(data);
+  snprintf(src, sizeof src, "%s/damaged-batch-first-record.mkv", data);
+  buf = fx_slurp(src, &len);
+  assert_int_equal(write_path(path, buf, len), 0);
+
+  db = fx_open(path, 0);
+  assert_int_equal(mapkv_stat(db, &st), 0);
+  assert_int_equal(st.clean_open, 1);
+  assert_int_equal(st.records, 6);
+  assert_int_equal(mapkv_get(db, intact, sizeof intact, val, sizeof val, &vlen),
+                   0);
+  assert_int_equal(mapkv_cursor_open(db, NULL, 0, &c), 0);
+  while (mapkv_cursor_next(c, &k, &klen, &v, &vlen) == 0)
+    n++;
+  mapkv_cursor_close(c);
+  assert_int_equal(n, 5);
+  assert_int_equal(mapkv_stat(db, &st), 0);
+  assert_int_equal(st.checksum_failures, 1);
+  assert_int_equal(mapkv_compact(db), 0);
+  assert_int_equal(mapkv_exists(db, intact, sizeof intact), 1);
+  assert_int_equal(mapkv_stat(db, &st), 0);
+  assert_int_equal(st.records, 5);
+  fx_close(db);
+}
+
 static void test_records_from_another_store(void **state) {
   const char *pa = fx_path("rec-for-a"), *pb = fx_path("rec-for-b"),
              *q = fx_path("rec-for-c");
@@ -2802,6 +2845,7 @@ int main(void) {
       T(test_garbage_files),
       T(test_records_from_another_store),
       T(test_overlong_stray_record),
+      T(test_damaged_first_record_of_clean_batch),
       T(test_crash_keeps_last_commit_ending_in_zero_byte),
       T(test_verify_store_whose_last_byte_is_zero),
   };

@@ -193,6 +193,7 @@ int mapkv_compact(mapkv_t *db) {
     db->hdr = t.hdr;
     db->live_bytes = t.live_bytes;
     db->known_damage = 0; /* only intact records were copied */
+    db->unchecked_end = MAPKV__HDR_PAGE;
     db->ix = t.ix;
     db->ix.ctx = db; /* the index now asks the store for hashes */
     db->ix.hashes_at = old_ix.hashes_at;

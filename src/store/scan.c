@@ -156,17 +156,33 @@ int mapkv__walk_next(mapkv_t *db, mapkv__walk *w, uint64_t *at, mapkv__rec *r) {
     mapkv__probe p;
     int ok = mapkv__rec_decode(db->base + pos, w->end - pos, 0, 0, r) ==
              MAPKV__REC_OK;
-    if (ok && !mapkv__rec_checksum_ok(db->base + pos, r, db->hdr.file_id)) {
-      if (r->type == MAPKV__T_PUT &&
-          mapkv__find(db, r->key, r->klen, mapkv__index_hash(r->key, r->klen),
-                      &p) == pos)
-        atomic_fetch_add(&db->checksum_failures, 1);
+    int intact =
+        ok && mapkv__rec_checksum_ok(db->base + pos, r, db->hdr.file_id);
+    if (ok && !intact && r->type == MAPKV__T_PUT &&
+        mapkv__find(db, r->key, r->klen, mapkv__index_hash(r->key, r->klen),
+                    &p) == pos)
+      atomic_fetch_add(&db->checksum_failures, 1);
+    /* Where the open walked by lengths without checksums (after a clean
+     * close), step the same way, so that every record it indexed is seen;
+     * elsewhere only an intact record's lengths are trusted. */
+    if (ok && !intact && pos >= db->unchecked_end)
       ok = 0;
-    }
-    if (ok && (r->flags & MAPKV__F_FIRST))
-      ok = r->seq > w->prev_seq;
-    else if (ok)
+    /* The batch rules of recovery: a batch starts above the last batch
+     * that ended whole (one that never did does not count) and continues
+     * one by one; a batch of several operations ends with a COMMIT record
+     * that counts them. */
+    if (ok && (r->flags & MAPKV__F_FIRST)) {
+      ok = r->type != MAPKV__T_COMMIT && r->seq > w->done_seq;
+      w->nops = 0;
+    } else if (ok) {
       ok = w->in_batch && r->seq == w->prev_seq + 1;
+    }
+    if (ok && r->type == MAPKV__T_COMMIT)
+      ok = (r->flags & MAPKV__F_LAST) && mapkv__get_le(r->val, 4) == w->nops;
+    else if (ok && (r->flags & MAPKV__F_LAST) && !(r->flags & MAPKV__F_FIRST))
+      ok = 0;
+    if (ok && r->type != MAPKV__T_COMMIT)
+      w->nops++;
     if (!ok) {
       w->in_batch = 0;
       w->pos = mapkv__skip_damage(db, pos, w->end);
@@ -174,7 +190,11 @@ int mapkv__walk_next(mapkv_t *db, mapkv__walk *w, uint64_t *at, mapkv__rec *r) {
     }
     w->prev_seq = r->seq;
     w->in_batch = !(r->flags & MAPKV__F_LAST);
+    if (!w->in_batch)
+      w->done_seq = r->seq;
     w->pos = pos + r->size;
+    if (!intact)
+      continue; /* never handed out */
     *at = pos;
     return 0;
   }

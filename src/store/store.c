@@ -362,12 +362,14 @@ static int recover(mapkv_t *db) {
       rc = queue_drain(&q);
     if (rc == 0 && res.end == db->hdr.data_end) {
       db->rec.clean_open = 1;
+      db->unchecked_end = res.end;
       goto done;
     }
     if (rc != 0 && rc != MAPKV_ECORRUPT)
       return rc;
   }
   q.n = 0;
+  db->unchecked_end = MAPKV__HDR_PAGE;
   if ((rc = reset_index(db, 0)) != 0)
     return rc;
   if ((rc = mapkv__scan(db, db->cap, 1, &cb, &res)) != 0 ||

@@ -38,6 +38,9 @@ struct mapkv {
   mapkv__index ix;
   uint64_t live_bytes;
   int known_damage; /* recovery skipped damage that is still in the file */
+  /* The open accepted [header, unchecked_end) by structure alone (a clean
+   * close): checksums there are checked as records are read. */
+  uint64_t unchecked_end;
   mapkv_stats rec;  /* recovery figures of the last open */
   uint64_t *hashes; /* writer's scratch: key hashes of a batch */
   size_t nhashes;
@@ -98,14 +101,16 @@ uint64_t mapkv__skip_damage(const mapkv_t *db, uint64_t from, uint64_t end);
  * over by a forward search, never by its own (untrusted) lengths. */
 typedef struct mapkv__walk {
   uint64_t pos, end;
-  uint64_t prev_seq; /* sequence number of the last record returned */
+  uint64_t prev_seq; /* sequence number of the last record stepped over */
+  uint64_t done_seq; /* ... of the last record that ended a batch */
   int in_batch;      /* inside a batch (its LAST not seen yet) */
+  uint64_t nops;     /* PUT and DEL records of the batch so far */
 } mapkv__walk;
 
 static inline void mapkv__walk_init(mapkv__walk *w, uint64_t end) {
   w->pos = MAPKV__HDR_PAGE;
   w->end = end;
-  w->prev_seq = 0;
+  w->prev_seq = w->done_seq = w->nops = 0;
   w->in_batch = 0;
 }
 
