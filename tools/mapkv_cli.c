@@ -162,3 +162,50 @@ void cli_catch_signals(int pipe_too) {
   if (pipe_too)
     sigaction(SIGPIPE, &sa, NULL);
 }
+
+/* ---- bulk writer ----------------------------------------------------------
+ */
+
+#define BULK_RECORDS 10000
+#define BULK_BYTES   (64u << 20)
+
+void cli_bulk_init(cli_bulk *b, mapkv_t *db) {
+  memset(b, 0, sizeof *b);
+  b->db = db;
+}
+
+static int bulk_commit(cli_bulk *b) {
+  int rc = mapkv_batch_commit(b->batch); /* frees the batch either way */
+  b->batch = NULL;
+  if (rc == 0)
+    b->committed += b->records;
+  b->records = b->bytes = 0;
+  return rc;
+}
+
+int cli_bulk_put(cli_bulk *b, const void *k, size_t klen, const void *v,
+                 size_t vlen) {
+  int rc;
+  if (b->batch == NULL && (rc = mapkv_batch_begin(b->db, &b->batch)) != 0)
+    return rc;
+  if ((rc = mapkv_batch_put(b->batch, k, klen, v, vlen)) != 0)
+    return rc;
+  b->records++;
+  b->bytes += klen + vlen;
+  if (b->records >= BULK_RECORDS || b->bytes >= BULK_BYTES)
+    return bulk_commit(b);
+  return 0;
+}
+
+int cli_bulk_finish(cli_bulk *b) {
+  int rc;
+  if (b->batch != NULL && (rc = bulk_commit(b)) != 0)
+    return rc;
+  return mapkv_sync(b->db);
+}
+
+void cli_bulk_abort(cli_bulk *b) {
+  mapkv_batch_abort(b->batch);
+  b->batch = NULL;
+  b->records = b->bytes = 0;
+}

@@ -113,6 +113,25 @@ extern volatile sig_atomic_t cli_signal;
  * and the command can stop cleanly. */
 void cli_catch_signals(int pipe_too);
 
+/* A bulk writer: puts go into batches of up to 10000 records or 64 MiB,
+ * each committed as it fills (load and recover use it with sync mode
+ * NONE, then cli_bulk_finish() syncs once). */
+typedef struct cli_bulk {
+  mapkv_t *db;
+  mapkv_batch_t *batch;
+  size_t records, bytes; /* in the open batch */
+  uint64_t committed;    /* records committed so far */
+} cli_bulk;
+
+void cli_bulk_init(cli_bulk *b, mapkv_t *db);
+/* Adds a put, committing the batch when it is full. 0 or a library error. */
+int cli_bulk_put(cli_bulk *b, const void *k, size_t klen, const void *v,
+                 size_t vlen);
+/* Commits what is pending and syncs the store. 0 or a library error. */
+int cli_bulk_finish(cli_bulk *b);
+/* Drops what is pending (after an error). */
+void cli_bulk_abort(cli_bulk *b);
+
 /* ---- Progress ------------------------------------------------------------ */
 
 /** A progress line on stderr ("mapkv: loading x.db: 120000 records (45%)"),

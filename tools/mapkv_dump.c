@@ -9,7 +9,7 @@
  * pipe exits 1 quietly, as mdb_dump does.
  *
  * load parses the whole header before it opens (and perhaps creates) the
- * store, then writes batches of BATCH_RECORDS records (or BATCH_BYTES) with
+ * store, then writes batches (cli_bulk: 10000 records or 64 MiB) with
  * sync mode none, and makes everything durable with one mapkv_sync() at the
  * end. On malformed input, or an interrupt, the records before the bad line
  * are committed and synced, and the message says how many there were.
@@ -20,9 +20,6 @@
 
 #include "dumpfmt.h"
 #include "mapkv_cli.h"
-
-#define BATCH_RECORDS 10000
-#define BATCH_BYTES   (64u << 20)
 
 /* A mapsize= hint for mdb_load, whose default map (1 MiB in LMDB 0.9) is too
  * small for most dumps: room for LMDB's page overhead and half-full pages.
@@ -173,9 +170,8 @@ static int run_load(int argc, char **argv) {
   dumpfmt_reader *rd = NULL;
   dumpfmt_header hdr;
   mapkv_t *db = NULL;
-  mapkv_batch_t *batch = NULL;
-  size_t pending = 0, pending_bytes = 0;
-  uint64_t n = 0, committed = 0, total = 0;
+  cli_bulk bulk;
+  uint64_t n = 0, total = 0;
   cli_progress prog;
   struct stat sb;
   char what[300], sofar[80];
@@ -215,6 +211,7 @@ static int run_load(int argc, char **argv) {
              name);
   if ((rc = cli_open(path, MAPKV_CREATE, MAPKV_SYNC_NONE, &db)) != 0)
     goto done;
+  cli_bulk_init(&bulk, db);
   snprintf(what, sizeof what, "loading %s", path);
   cli_progress_begin(&prog, what, total);
 
@@ -226,49 +223,29 @@ static int run_load(int argc, char **argv) {
     prc = dumpfmt_read_record(rd, &k, &klen, &v, &vlen);
     if (prc != 1)
       break;
-    if (batch == NULL && (rc = mapkv_batch_begin(db, &batch)) != 0)
-      goto lib_fail;
-    if ((rc = mapkv_batch_put(batch, k, klen, v, vlen)) != 0)
+    if ((rc = cli_bulk_put(&bulk, k, klen, v, vlen)) != 0)
       goto lib_fail;
     n++;
-    pending++;
-    pending_bytes += klen + vlen;
-    if (pending >= BATCH_RECORDS || pending_bytes >= BATCH_BYTES) {
-      rc = mapkv_batch_commit(batch);
-      batch = NULL;
-      if (rc != 0)
-        goto lib_fail;
-      committed = n;
-      pending = pending_bytes = 0;
-    }
     cli_progress_update(&prog, n, dumpfmt_consumed(rd));
   }
   /* The records read so far are committed also when the input fails. */
-  if (batch != NULL) {
-    rc = mapkv_batch_commit(batch);
-    batch = NULL;
-    if (rc != 0)
-      goto lib_fail;
-    committed = n;
-  }
-  if ((rc = mapkv_sync(db)) != 0)
+  if ((rc = cli_bulk_finish(&bulk)) != 0)
     goto lib_fail;
   cli_progress_end(&prog);
   rc = cli_close(db);
   db = NULL;
   if (cli_signal)
-    rc = cli_fail("load interrupted; %s", loaded(committed, sofar));
+    rc = cli_fail("load interrupted; %s", loaded(bulk.committed, sofar));
   else if (prc < 0)
     rc = cli_fail("%s: %s; %s", name, dumpfmt_errmsg(rd),
-                  loaded(committed, sofar));
+                  loaded(bulk.committed, sofar));
   goto done;
 
 lib_fail:
   cli_progress_end(&prog);
   rc = cli_lib_fail(rc, NULL);
-  cli_fail("%s", loaded(committed, sofar));
-  mapkv_batch_abort(batch);
-  batch = NULL;
+  cli_fail("%s", loaded(bulk.committed, sofar));
+  cli_bulk_abort(&bulk);
 done:
   if (db != NULL && cli_close(db) != 0)
     rc = CLI_FAIL;

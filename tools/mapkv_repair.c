@@ -25,9 +25,6 @@
 
 #include "mapkv_cli.h"
 
-#define BATCH_RECORDS 10000
-#define BATCH_BYTES   (64u << 20)
-
 /* ---- verify -------------------------------------------------------------- */
 
 typedef struct span {
@@ -148,14 +145,14 @@ const cli_cmd cli_cmd_verify = {
 static int copy_records(mapkv_t *src, mapkv_t *dst, const char *what,
                         uint64_t total, uint64_t *copied) {
   mapkv_cursor_t *cur = NULL;
-  mapkv_batch_t *batch = NULL;
-  size_t pending = 0, pending_bytes = 0;
+  cli_bulk bulk;
   uint64_t n = 0;
   cli_progress prog;
   int rc;
 
   if ((rc = mapkv_cursor_open(src, NULL, 0, &cur)) != 0)
     return cli_lib_fail(rc, NULL);
+  cli_bulk_init(&bulk, dst);
   cli_progress_begin(&prog, what, total);
   for (;;) {
     const void *k, *v;
@@ -169,29 +166,12 @@ static int copy_records(mapkv_t *src, mapkv_t *dst, const char *what,
       break;
     if (rc != 0)
       goto lib_fail;
-    if (batch == NULL && (rc = mapkv_batch_begin(dst, &batch)) != 0)
-      goto lib_fail;
-    if ((rc = mapkv_batch_put(batch, k, klen, v, vlen)) != 0)
+    if ((rc = cli_bulk_put(&bulk, k, klen, v, vlen)) != 0)
       goto lib_fail;
     n++;
-    pending++;
-    pending_bytes += klen + vlen;
-    if (pending >= BATCH_RECORDS || pending_bytes >= BATCH_BYTES) {
-      rc = mapkv_batch_commit(batch);
-      batch = NULL;
-      if (rc != 0)
-        goto lib_fail;
-      pending = pending_bytes = 0;
-    }
     cli_progress_update(&prog, n, n);
   }
-  if (batch != NULL) {
-    rc = mapkv_batch_commit(batch);
-    batch = NULL;
-    if (rc != 0)
-      goto lib_fail;
-  }
-  if ((rc = mapkv_sync(dst)) != 0)
+  if ((rc = cli_bulk_finish(&bulk)) != 0)
     goto lib_fail;
   *copied = n;
   goto out;
@@ -200,7 +180,7 @@ lib_fail:
   rc = cli_lib_fail(rc, NULL);
 out:
   cli_progress_end(&prog);
-  mapkv_batch_abort(batch);
+  cli_bulk_abort(&bulk);
   mapkv_cursor_close(cur);
   return rc;
 }
