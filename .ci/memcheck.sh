@@ -90,7 +90,7 @@ run_binary() {
   start=$(date +%s)
   set +e
   # shellcheck disable=SC2086
-  MAPKV_TEST_TMPDIR=$dir/tests/tmp LD_PRELOAD=$shim valgrind $vg_opts \
+  MAPKV_TEST_TMPDIR=$dir/tests/tmp MAPKV_TEST_DATA=$root/tests/data LD_PRELOAD=$shim valgrind $vg_opts \
     --log-file="$logs/$name.%p.log" "$dir/tests/$name" >"$logs/$name.out" 2>&1 &
   pid=$!
   wait $pid
