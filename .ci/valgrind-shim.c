@@ -10,8 +10,9 @@
  *    reservation larger than CAP is made CAP bytes long instead. The rest
  *    is only pretended: a fixed mapping that would reach past the real part
  *    fails with ENOMEM (rather than clobber what lies there), and unmapping
- *    the whole requested range unmaps the real part only. No test store
- *    comes near CAP.
+ *    the whole requested range unmaps the real part only. Trimming the
+ *    head or the tail of a reservation (the mapping core aligns large ones
+ *    to 2 MiB that way) moves its bounds. No test store comes near CAP.
  *
  * 2. Valgrind's address-space manager aborts ("aspacem assertion failed:
  *    ! is_freeslot(ix) at aspacemgr-segnames.c:221") after a shared file
@@ -133,27 +134,48 @@ void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
   return mmap(addr, len, prot, flags, fd, off);
 }
 
+/* The reservation whose pretended part holds a (the nearest below a: the
+ * pretended parts of two reservations may overlap), or -1. */
+static int phantom_slot(uintptr_t a) {
+  int best = -1;
+  for (int i = 0; i < SLOTS; i++)
+    if (tab[i].base != 0 && a >= tab[i].base + tab[i].real &&
+        a < tab[i].base + tab[i].req &&
+        (best < 0 || tab[i].base > tab[best].base))
+      best = i;
+  return best;
+}
+
 int munmap(void *addr, size_t len) {
   uintptr_t a = (uintptr_t)addr, e = a + len;
   int i;
   pthread_mutex_lock(&mu);
-  for (i = 0; i < SLOTS; i++) {
-    if (tab[i].base != 0 && tab[i].base == a && e >= a + tab[i].req) {
-      e = a + tab[i].real; /* the whole reservation goes */
-      tab[i].base = 0;
-      break;
+  i = real_slot(a);
+  if (i >= 0) {
+    uintptr_t base = tab[i].base, rend = base + tab[i].real;
+    if (a == base && e >= base + tab[i].req) {
+      tab[i].base = 0; /* the whole reservation goes */
+    } else if (a == base) {
+      /* Its head is trimmed (an aligned reservation): it starts at e. */
+      tab[i].base = e;
+      tab[i].req -= e - a;
+      tab[i].real = e < rend ? rend - e : 0;
+      if (tab[i].real == 0)
+        tab[i].base = 0; /* only pretended space is left */
+    } else if (e >= base + tab[i].req) {
+      /* Its tail is trimmed: it ends at a. */
+      tab[i].req = a - base;
+      if (tab[i].real > tab[i].req)
+        tab[i].real = tab[i].req;
     }
-  }
-  if (i == SLOTS) {
-    i = real_slot(a);
-    if (i >= 0) {
-      if (e > tab[i].base + tab[i].real)
-        e = tab[i].base + tab[i].real;
-      if (a == tab[i].base)
-        tab[i].base = 0; /* its start is gone: stop tracking it */
-    } else if (phantom(a)) {
-      e = a; /* address space that was never reserved */
-    }
+    if (e > rend)
+      e = rend; /* only the real part is unmapped */
+  } else if ((i = phantom_slot(a)) >= 0) {
+    /* Address space that was never reserved: nothing to unmap, but a
+     * trimmed tail shortens the reservation. */
+    if (e >= tab[i].base + tab[i].req)
+      tab[i].req = a - tab[i].base;
+    e = a;
   }
   pthread_mutex_unlock(&mu);
   if (e <= a)

@@ -677,6 +677,56 @@ static void test_reserved_sizes_and_release(void **state) {
   EXPECT_ERR(mmf_reserved(m), MMF_ECLOSED, CLOSED_MSG);
 }
 
+/* A reservation of 2 MiB or more is placed so that file offset o lands on
+ * an address congruent to o modulo 2 MiB (large page-cache folios can then
+ * be mapped whole); what was trimmed off is free again, and close returns
+ * the rest. When the padded placeholder cannot be had, a plain one is. */
+static int big_mmap_calls;
+static void *no_big_mmap(void *addr, size_t len, int prot, int flags, int fd,
+                         off_t off) {
+  if (len > ((size_t)2 << 20) + ((size_t)64 << 20) - 1) {
+    big_mmap_calls++;
+    errno = ENOMEM;
+    return MAP_FAILED;
+  }
+  return real.mmap(addr, len, prot, flags, fd, off);
+}
+
+static void test_reserved_alignment(void **state) {
+  const int64_t A = (int64_t)2 << 20, span = (int64_t)64 << 20;
+  int fd = fx_file(NULL, (size_t)(A + 16 * PS), NULL);
+  uint8_t *p;
+  mmf_t *m;
+  (void)state;
+  for (int64_t off = 0; off <= A; off += A / 2) {
+    m = fx_reserved(fd, 8 * PS, MMF_MAP_SHARED, MMF_ACCESS_WRITE, off, span);
+    p = data_of(m);
+    assert_int_equal(((uintptr_t)p - (uintptr_t)off) % (uintptr_t)A, 0);
+    assert_int_equal(mmf_reserved(m), span);
+    /* The trimmed padding is free; the reservation is not. */
+    assert_true(range_is_free(p - PS, (size_t)PS) ||
+                (uintptr_t)p % (uintptr_t)A == 0);
+    assert_true(range_is_free(p + span, (size_t)PS));
+    assert_false(range_is_free(p + span - PS, (size_t)PS));
+    assert_int_equal(mmf_set_item(m, 0, 7), 0);
+    assert_int_equal(mmf_resize(m, A + 16 * PS - off), 0); /* file kept */
+    assert_ptr_equal(data_of(m), p);
+    assert_int_equal(mmf_close(m), 0);
+    assert_true(range_is_free(p, (size_t)span));
+  }
+  /* Small reservations are not padded (nothing to gain). */
+  m = fx_reserved(fd, 4 * PS, MMF_MAP_SHARED, MMF_ACCESS_WRITE, 0, 8 * PS);
+  assert_int_equal(mmf_reserved(m), 8 * PS);
+  /* No room for the padding: an unaligned reservation still works. */
+  mmf__sys.mmap = no_big_mmap;
+  big_mmap_calls = 0;
+  m = fx_reserved(fd, 8 * PS, MMF_MAP_SHARED, MMF_ACCESS_WRITE, 0, span);
+  assert_int_equal(big_mmap_calls, 1);
+  assert_int_equal(mmf_reserved(m), span);
+  assert_int_equal(mmf_resize(m, 16 * PS), 0);
+  assert_int_equal(mmf_close(m), 0);
+}
+
 /* ---- files over 4 GiB
  * ---------------------------------------------------------------- */
 
@@ -1040,27 +1090,17 @@ static void test_fault_reserved_grow_fails(void **state) {
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
   const struct CMUnitTest tests[] = {
-      T(test_resize_file_up_down),
-      T(test_resize_with_offset),
-      T(test_resize_anonymous),
-      T(test_resize_check_order),
-      T(test_resize_trackfd_off),
-      T(test_resize_with_exports),
-      T(test_resize_zero_quirk),
-      T(test_resize_past_pos),
-      T(test_resize_file_model),
-      T(test_resize_file_model_reserved),
-      T(test_reserved_shared_file),
-      T(test_reserved_private_file),
-      T(test_reserved_anonymous),
-      T(test_reserved_sizes_and_release),
-      T(test_large_offset),
-      T(test_around_boundaries),
-      T(test_resize_across_4g),
-      T(test_fault_ftruncate_enospc),
-      T(test_fault_msync_eio),
-      T(test_fault_remap_fails),
-      T(test_fault_reserved_grow_fails),
+      T(test_resize_file_up_down),    T(test_resize_with_offset),
+      T(test_resize_anonymous),       T(test_resize_check_order),
+      T(test_resize_trackfd_off),     T(test_resize_with_exports),
+      T(test_resize_zero_quirk),      T(test_resize_past_pos),
+      T(test_resize_file_model),      T(test_resize_file_model_reserved),
+      T(test_reserved_shared_file),   T(test_reserved_private_file),
+      T(test_reserved_anonymous),     T(test_reserved_sizes_and_release),
+      T(test_reserved_alignment),     T(test_large_offset),
+      T(test_around_boundaries),      T(test_resize_across_4g),
+      T(test_fault_ftruncate_enospc), T(test_fault_msync_eio),
+      T(test_fault_remap_fails),      T(test_fault_reserved_grow_fails),
   };
 #undef T
   PS = mmf_pagesize();

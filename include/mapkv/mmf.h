@@ -173,7 +173,9 @@ MMF_API int mmf_open(mmf_t **out, int fd, int64_t length, int flags, int prot,
  * mmf_data() never changes. A resize beyond the reservation moves the map
  * like a plain one and drops the reservation (mmf_reserved() becomes 0).
  * Reserved but unmapped address space is inaccessible (PROT_NONE), costs no
- * memory, and is returned at close.
+ * memory, and is returned at close. A reservation of 2 MiB or more starts
+ * at an address congruent to `offset` modulo 2 MiB, so that the kernel can
+ * map 2 MiB page-cache folios with one page-table entry each.
  */
 MMF_API int mmf_open_reserved(mmf_t **out, int fd, int64_t length, int flags,
                               int prot, int access, int64_t offset, int trackfd,
