@@ -26,6 +26,7 @@
 #include <cmocka.h>
 
 #include "mapkv/mapkv.h"
+#include "store/index.h" /* mapkv__index_hash: keys that collide */
 #include "testutil.h"
 
 #define NKEYS 512
@@ -647,6 +648,168 @@ static void test_batch_visibility_under_readers(void **state) {
   assert_rc(mapkv_close(s.db), 0);
 }
 
+/* ---- deletions move index entries under readers ---------------------------
+ */
+
+#define POOL   256 /* key names, reused cyclically */
+#define WINDOW 96  /* keys present at a time */
+#define SLIDES 60000
+#define HOME_BITS                                                              \
+  12 /* every key name has the same home in a table of up to                   \
+        2^HOME_BITS slots: one long probe run */
+
+/* Key ids lo..hi-1 are present; id maps to name pool[id % POOL] with a
+ * value of version id + 1. The writer slides the window: it inserts at hi
+ * (at the end of the probe run) and deletes at lo (at its start), so every
+ * deletion shifts the whole run back while readers probe it. lo is
+ * announced before the deletions and hi published after the inserts. */
+typedef struct slide_shared {
+  mapkv_t *db;
+  char keys[POOL][24];
+  size_t klen[POOL];
+  atomic_ulong lo, hi;
+  atomic_int stop;
+  atomic_uint errors, reads, scans;
+} slide_shared;
+
+/* Key names whose index hashes agree in their top HOME_BITS bits. */
+static void colliding_keys(slide_shared *s) {
+  unsigned n = 0;
+  for (unsigned c = 0; n < POOL; c++) {
+    char k[24];
+    size_t kl = (size_t)snprintf(k, sizeof k, "k%u", c);
+    if (mapkv__index_hash(k, kl) >> (64 - HOME_BITS) != 0)
+      continue;
+    memcpy(s->keys[n], k, kl);
+    s->klen[n++] = kl;
+  }
+}
+
+/* A get of a key that was present throughout must find it (a lookup that
+ * raced with a shift retries); a cursor must return every key present
+ * throughout its scan, once, with its right value. */
+static void *slide_reader(void *p) {
+  slide_shared *s = p;
+  uint64_t seed = (uint64_t)(uintptr_t)&seed;
+  unsigned round = 0;
+  do {
+    unsigned long lo = atomic_load(&s->lo), hi = atomic_load(&s->hi), id;
+    uint8_t buf[VMAX];
+    size_t len = 0;
+    uint32_t ver = 0;
+    int rc, ex;
+    if (hi <= lo)
+      continue;
+    id = lo + rnd(&seed) % (hi - lo);
+    rc = mapkv_get(s->db, s->keys[id % POOL], s->klen[id % POOL], buf,
+                   sizeof buf, &len);
+    ex = mapkv_exists(s->db, s->keys[id % POOL], s->klen[id % POOL]);
+    if (id < atomic_load(&s->lo))
+      continue; /* deleted meanwhile: nothing to check */
+    if (rc != 0 || ex != 1 || check_val(buf, len, id % POOL, &ver) != 0 ||
+        ver != id + 1)
+      atomic_fetch_add(&s->errors, 1);
+    atomic_fetch_add(&s->reads, 1);
+    if (++round % 512 == 0) {
+      unsigned char seen[POOL] = {0};
+      mapkv_cursor_t *c = NULL;
+      const void *k, *v;
+      size_t kl, vl;
+      unsigned long chi = atomic_load(&s->hi), clo;
+      if (mapkv_cursor_open(s->db, NULL, 0, &c) != 0) {
+        atomic_fetch_add(&s->errors, 1);
+        continue;
+      }
+      while ((rc = mapkv_cursor_next(c, &k, &kl, &v, &vl)) == 0) {
+        unsigned i = 0;
+        while (i < POOL && (kl != s->klen[i] || memcmp(k, s->keys[i], kl)))
+          i++;
+        if (i == POOL || seen[i]++ || check_val(v, vl, i, &ver) != 0 ||
+            ver % POOL != (i + 1) % POOL)
+          atomic_fetch_add(&s->errors, 1);
+      }
+      mapkv_cursor_close(c);
+      clo = atomic_load(&s->lo);
+      if (rc != MAPKV_NOTFOUND)
+        atomic_fetch_add(&s->errors, 1);
+      for (unsigned long i = clo; i < chi; i++)
+        if (!seen[i % POOL])
+          atomic_fetch_add(&s->errors, 1);
+      atomic_fetch_add(&s->scans, 1);
+    }
+  } while (!atomic_load(&s->stop));
+  return NULL;
+}
+
+static int slide_put(slide_shared *s, mapkv_batch_t *b, unsigned long id) {
+  uint8_t v[VMAX];
+  size_t vl = val_of(v, (unsigned)(id % POOL), (uint32_t)(id + 1));
+  const char *k = s->keys[id % POOL];
+  size_t kl = s->klen[id % POOL];
+  return b ? mapkv_batch_put(b, k, kl, v, vl) : mapkv_put(s->db, k, kl, v, vl);
+}
+
+static int slide_del(slide_shared *s, mapkv_batch_t *b, unsigned long id) {
+  const char *k = s->keys[id % POOL];
+  size_t kl = s->klen[id % POOL];
+  return b ? mapkv_batch_del(b, k, kl) : mapkv_del(s->db, k, kl);
+}
+
+/* Lets readers run in the middle of index changes now and then. */
+static unsigned pauses;
+static void pause_writer(void) {
+  if (++pauses % 8 == 0)
+    sched_yield();
+}
+
+static void test_deletes_under_readers(void **state) {
+  slide_shared *s = calloc(1, sizeof *s);
+  pthread_t r[2];
+  mapkv_stats st;
+  unsigned long lo = 0, hi = 0;
+  (void)state;
+
+  assert_non_null(s);
+  colliding_keys(s);
+  s->db = open_store(MAPKV_SYNC_NONE);
+  for (; hi < WINDOW; hi++)
+    assert_rc(slide_put(s, NULL, hi), 0);
+  atomic_store(&s->hi, hi);
+  for (int i = 0; i < 2; i++)
+    assert_int_equal(pthread_create(&r[i], NULL, slide_reader, s), 0);
+  mapkv__test_pause = pause_writer;
+  for (unsigned step = 0; step < SLIDES; step++) {
+    if (step % 2 == 0) { /* single operations */
+      assert_rc(slide_put(s, NULL, hi), 0);
+      atomic_store(&s->hi, ++hi);
+      atomic_store(&s->lo, lo + 1);
+      assert_rc(slide_del(s, NULL, lo++), 0);
+    } else { /* a batch that slides by 4 */
+      mapkv_batch_t *b = NULL;
+      assert_rc(mapkv_batch_begin(s->db, &b), 0);
+      atomic_store(&s->lo, lo + 4);
+      for (int i = 0; i < 4; i++) {
+        assert_rc(slide_del(s, b, lo++), 0);
+        assert_rc(slide_put(s, b, hi++), 0);
+      }
+      assert_rc(mapkv_batch_commit(b), 0);
+      atomic_store(&s->hi, hi);
+    }
+  }
+  mapkv__test_pause = NULL;
+  atomic_store(&s->stop, 1);
+  for (int i = 0; i < 2; i++)
+    assert_int_equal(pthread_join(r[i], NULL), 0);
+  assert_int_equal(atomic_load(&s->errors), 0);
+  assert_true(atomic_load(&s->reads) > 0);
+  assert_true(atomic_load(&s->scans) > 0);
+  assert_rc(mapkv_stat(s->db, &st), 0);
+  assert_int_equal(st.records, WINDOW);
+  assert_true(st.index_slots <= (1u << HOME_BITS));
+  assert_rc(mapkv_close(s->db), 0);
+  free(s);
+}
+
 int main(void) {
   /* MAPKV_TEST_FILTER=pattern runs only the matching tests. */
   if (getenv("MAPKV_TEST_FILTER") != NULL)
@@ -657,6 +820,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_two_writers, setup, teardown),
       cmocka_unit_test_setup_teardown(test_batch_visibility_under_readers,
                                       setup, teardown),
+      cmocka_unit_test_setup_teardown(test_deletes_under_readers, setup,
+                                      teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

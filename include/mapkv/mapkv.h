@@ -127,7 +127,8 @@ typedef struct mapkv_options {
   uint64_t initial_size;   /**< size the file grows to at its first write
                                 (default 1 MiB) */
   uint64_t growth_step;    /**< minimum growth of the file (default 1 MiB);
-                                the file grows by max(step, size / 16) */
+                                the file grows by max(step, size / 16),
+                                and past 2 MiB to a multiple of 2 MiB */
   uint32_t max_key_size;   /**< default MAPKV_DEFAULT_KEY_MAX */
   uint32_t max_value_size; /**< default MAPKV_DEFAULT_VALUE_MAX */
   /** Address space reserved for the mapping so that it never moves (default

@@ -40,7 +40,7 @@ int mapkv_cursor_open(mapkv_t *db, const void *prefix, size_t plen,
   if (plen > 0)
     memcpy(c->prefix, prefix, plen);
   pthread_rwlock_rdlock(&db->rw);
-  mapkv__walk_init(&c->walk, db->end);
+  mapkv__walk_init(&c->walk, mapkv__end(db));
   c->file_id = db->hdr.file_id;
   pthread_rwlock_unlock(&db->rw);
   *out = c;
@@ -81,7 +81,7 @@ int mapkv_cursor_next(mapkv_cursor_t *c, const void **key, size_t *klen,
   for (;;) {
     mapkv__rec r;
     mapkv__probe p;
-    uint64_t at, h;
+    uint64_t at, h, ver, live;
     if (c->n == 0)
       refill(c);
     if (c->n == 0)
@@ -92,7 +92,11 @@ int mapkv_cursor_next(mapkv_cursor_t *c, const void **key, size_t *klen,
     c->n--;
     /* Verified when it was queued; records never change in place. */
     mapkv__rec_decode(db->base + at, c->walk.end - at, 0, 0, &r);
-    if (mapkv__find(db, r.key, r.klen, h, &p) != at)
+    do {
+      ver = mapkv__read_begin(db);
+      live = mapkv__find(db, r.key, r.klen, h, &p);
+    } while (mapkv__read_retry(db, ver));
+    if (live != at)
       continue; /* replaced or deleted since */
     if (c->n < AHEAD / 2)
       refill(c);

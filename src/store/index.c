@@ -15,6 +15,8 @@
 #define MAX_BITS 40 /* no store has more keys than 2^40 / 24 */
 #define BATCH    64 /* entries rehashed per call of hashes_at */
 
+void (*mapkv__test_pause)(void);
+
 uint64_t mapkv__index_hash(const void *key, size_t klen) {
   return XXH3_64bits(key, klen);
 }
@@ -81,7 +83,7 @@ static void place(uint64_t *slots, uint64_t mask, uint64_t home, uint64_t s) {
   uint64_t i = home;
   while (slots[i] != 0)
     i = (i + 1) & mask;
-  slots[i] = s;
+  mapkv__slot_store(&slots[i], s);
 }
 
 static int grow_to(mapkv__index *ix, unsigned bits) {
@@ -143,9 +145,11 @@ void mapkv__index_remove(mapkv__index *ix, const mapkv__probe *p) {
     k = mapkv__index_home(ix, h);
     if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
       continue;
-    ix->slots[i] = ix->slots[j];
+    mapkv__slot_store(&ix->slots[i], ix->slots[j]);
+    if (mapkv__test_pause != NULL)
+      mapkv__test_pause();
     i = j;
   }
-  ix->slots[i] = 0;
+  mapkv__slot_store(&ix->slots[i], 0);
   ix->count--;
 }

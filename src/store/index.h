@@ -15,8 +15,10 @@
  * table has grown, and offsets are limited to 40 bits (MAPKV_FILE_MAX).
  *
  * The index only compares tags; the caller compares full keys against the
- * record at each candidate offset. Not thread-safe: the engine serialises
- * writers and excludes readers while it changes the table.
+ * record at each candidate offset. One writer at a time; readers may probe
+ * while the writer inserts, replaces or removes (they can see a probe run
+ * mid-change and must validate, see store.h), but not while the table
+ * grows.
  */
 #ifndef MAPKV_INDEX_H
 #define MAPKV_INDEX_H
@@ -42,6 +44,21 @@ typedef struct mapkv__index {
   mapkv__hashes_at_fn hashes_at;
   void *ctx;
 } mapkv__index;
+
+/* Slots are read by readers while the writer changes them (see store.h):
+ * loads are acquire and stores release (plain moves on x86). */
+static inline uint64_t mapkv__slot_load(const uint64_t *s) {
+  return __atomic_load_n(s, __ATOMIC_ACQUIRE);
+}
+
+static inline void mapkv__slot_store(uint64_t *s, uint64_t v) {
+  __atomic_store_n(s, v, __ATOMIC_RELEASE);
+}
+
+/* Testing: when set, called by the writer after each slot it changes while
+ * readers may be probing (index removal, batch application), to widen the
+ * windows in which readers see the index mid-change. NULL otherwise. */
+extern void (*mapkv__test_pause)(void);
 
 /* A probe sequence for one hash. */
 typedef struct mapkv__probe {
@@ -78,7 +95,7 @@ static inline void mapkv__index_probe_start(const mapkv__index *ix,
 static inline uint64_t mapkv__index_probe_next(const mapkv__index *ix,
                                                mapkv__probe *p) {
   for (;;) {
-    uint64_t s = ix->slots[p->pos], at = p->pos;
+    uint64_t s = mapkv__slot_load(&ix->slots[p->pos]), at = p->pos;
     if (s == 0)
       return 0;
     p->pos = (p->pos + 1) & ix->mask;
@@ -93,8 +110,9 @@ static inline uint64_t mapkv__index_probe_next(const mapkv__index *ix,
  * with the same key). */
 static inline void mapkv__index_replace(mapkv__index *ix, const mapkv__probe *p,
                                         uint64_t offset) {
-  ix->slots[p->last] =
-      (ix->slots[p->last] & ~MAPKV__IX_OFFMASK) | (offset & MAPKV__IX_OFFMASK);
+  mapkv__slot_store(&ix->slots[p->last],
+                    (ix->slots[p->last] & ~MAPKV__IX_OFFMASK) |
+                        (offset & MAPKV__IX_OFFMASK));
 }
 
 /* Removes the last candidate of p. */

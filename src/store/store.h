@@ -4,15 +4,24 @@
  * cursor.c; compact.c).
  *
  * Locking: `wlock` serialises writers (put, del, batch commit, sync,
- * compact, verify); `rw` excludes readers only while the index or the
- * mapping identity changes. Readers never call into the mapping core: they
- * read through `base`, which never moves (the mapping is reserved up
- * front), at offsets the index gives, below `end`.
+ * compact, verify, stat); `rw` excludes readers only while the index table
+ * or the mapping is replaced or resized (index growth, file growth,
+ * compaction, close), which is rare. A commit changes index slots in place
+ * without excluding readers: it makes `version` odd while it does, and
+ * readers of the index run optimistically (mapkv__read_begin/retry), like a
+ * seqlock, and retry a lookup that overlapped a commit. So a get never
+ * waits for a commit, and still sees a batch all or nothing. Slots are
+ * stored with release and loaded with acquire (index.h), so a reader that
+ * sees a slot also sees the record it points at, which is complete and
+ * never changes. Readers never call into the mapping core: they read
+ * through `base`, which never moves (the mapping is reserved up front), at
+ * offsets the index gives, below `end`.
  */
 #ifndef MAPKV_STORE_H
 #define MAPKV_STORE_H
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -45,9 +54,48 @@ struct mapkv {
   uint64_t *hashes; /* writer's scratch: key hashes of a batch */
   size_t nhashes;
   atomic_uint_fast64_t checksum_failures;
+  atomic_uint_fast64_t version; /* odd while a commit changes the index */
   pthread_mutex_t wlock;
   pthread_rwlock_t rw;
 };
+
+/* Readers of the index (holding rw for reading), around each lookup:
+ *   do { v = mapkv__read_begin(db); ...lookup... }
+ *   while (mapkv__read_retry(db, v));
+ * Only what was read from the index needs the retry: records are
+ * immutable. */
+static inline uint64_t mapkv__read_begin(mapkv_t *db) {
+  uint64_t v;
+  unsigned spins = 0;
+  while ((v = atomic_load_explicit(&db->version, memory_order_acquire)) & 1)
+    if (++spins % 64 == 0)
+      sched_yield(); /* a large batch is being applied */
+  return v;
+}
+
+/* Whether a commit changed the index since v. The slot loads of the
+ * lookup were acquire loads, so this load is not hoisted above them. */
+static inline int mapkv__read_retry(mapkv_t *db, uint64_t v) {
+  return atomic_load_explicit(&db->version, memory_order_relaxed) != v;
+}
+
+/* The writer (holding wlock) around changes of index slots. The slot
+ * stores are release stores: a reader that sees one also sees the odd
+ * version. */
+static inline void mapkv__write_begin(mapkv_t *db) {
+  uint64_t v = atomic_load_explicit(&db->version, memory_order_relaxed);
+  atomic_store_explicit(&db->version, v + 1, memory_order_relaxed);
+}
+
+static inline void mapkv__write_end(mapkv_t *db) {
+  uint64_t v = atomic_load_explicit(&db->version, memory_order_relaxed);
+  atomic_store_explicit(&db->version, v + 1, memory_order_release);
+}
+
+/* `end` as a reader sees it (the writer stores it in mapkv__write_*). */
+static inline uint64_t mapkv__end(const mapkv_t *db) {
+  return __atomic_load_n(&db->end, __ATOMIC_ACQUIRE);
+}
 
 /* Finds the newest record of key: its offset, or 0. p receives the probe
  * position (for replace/remove). Caller holds rw (read) or wlock. */
