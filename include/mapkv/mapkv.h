@@ -19,7 +19,8 @@
  *  - The library never prints, exits or aborts, and never reads outside its
  *    mapping whatever a file contains.
  *  - A handle is thread-safe: one writer at a time (writers queue on an
- *    internal mutex) and any number of concurrent readers. Across processes,
+ *    internal mutex) and any number of concurrent readers, which do not
+ *    wait for commits (a get sees a batch all or nothing). Across processes,
  *    one process may hold a store open for writing; read-only opens by other
  *    processes are always allowed and see the state committed at their open.
  *
