@@ -760,14 +760,17 @@ static int lookup(mapkv_t *db, const void *key, size_t klen,
                   const uint8_t **val, size_t *vlen) {
   mapkv__probe p;
   mapkv__rec r;
-  uint64_t off;
+  uint64_t off, end;
   if (key == NULL && klen > 0)
     return mapkv__fail(MAPKV_EINVAL, "NULL key with nonzero length");
   off = mapkv__find(db, key, klen, mapkv__index_hash(key, klen), &p);
-  if (off == 0)
+  end = mapkv__end(db);
+  /* A slot of a commit still being applied may point past the end this
+   * reader saw; the caller's retry then finds the commit done. */
+  if (off == 0 || off >= end)
     return mapkv__fail_static(MAPKV_NOTFOUND, "key not found");
-  if (mapkv__rec_decode(db->base + off, mapkv__end(db) - off, db->hdr.file_id,
-                        1, &r) != MAPKV__REC_OK) {
+  if (mapkv__rec_decode(db->base + off, end - off, db->hdr.file_id, 1, &r) !=
+      MAPKV__REC_OK) {
     atomic_fetch_add(&db->checksum_failures, 1);
     return mapkv__fail(MAPKV_ECORRUPT,
                        "record at offset %llu: checksum mismatch",
