@@ -190,17 +190,16 @@ static void *reserve_aligned(int64_t span, int64_t offset) {
   raw = reserve_space(NULL, (size_t)span + extra);
   if (raw == MAP_FAILED)
     return reserve_space(NULL, (size_t)span);
+  /* The first address at or after raw that is congruent to offset; head
+   * < extra, so some padding is always left behind the span. */
   p = (uintptr_t)raw;
-  want = (p - (uintptr_t)(offset % RESERVE_ALIGN) + extra - 1) &
-         ~(uintptr_t)(extra - 1);
-  want += (uintptr_t)(offset % RESERVE_ALIGN);
-  if (want < p)
-    want += extra;
+  want = ((p - (uintptr_t)(offset % RESERVE_ALIGN) + extra - 1) &
+          ~(uintptr_t)(extra - 1)) +
+         (uintptr_t)(offset % RESERVE_ALIGN);
   head = (size_t)(want - p);
   if (head > 0)
     mmf__sys.munmap(raw, head);
-  if (extra - head > 0)
-    mmf__sys.munmap(raw + head + (size_t)span, extra - head);
+  mmf__sys.munmap(raw + head + (size_t)span, extra - head);
   return raw + head;
 }
 

@@ -781,19 +781,28 @@ static int lookup(mapkv_t *db, const void *key, size_t klen,
   return 0;
 }
 
+/* lookup() retried until no commit overlapped it. Caller holds rw for
+ * reading. */
+static int lookup_stable(mapkv_t *db, const void *key, size_t klen,
+                         const uint8_t **val, size_t *vlen) {
+  uint64_t ver;
+  int rc;
+  do {
+    ver = mapkv__read_begin(db);
+    rc = lookup(db, key, klen, val, vlen);
+  } while (mapkv__read_retry(db, ver));
+  return rc;
+}
+
 int mapkv_get(mapkv_t *db, const void *key, size_t klen, void *buf, size_t cap,
               size_t *vlen) {
   const uint8_t *v;
-  uint64_t ver;
   size_t n;
   int rc;
   if (db == NULL || (buf == NULL && cap > 0))
     return mapkv__fail(MAPKV_EINVAL, "NULL handle or buffer");
   pthread_rwlock_rdlock(&db->rw);
-  do {
-    ver = mapkv__read_begin(db);
-    rc = lookup(db, key, klen, &v, &n);
-  } while (mapkv__read_retry(db, ver));
+  rc = lookup_stable(db, key, klen, &v, &n);
   if (rc == 0) {
     if (n > cap)
       rc = mapkv__fail(MAPKV_EBUFSMALL, "value of %zu bytes, buffer of %zu", n,
@@ -810,16 +819,12 @@ int mapkv_get(mapkv_t *db, const void *key, size_t klen, void *buf, size_t cap,
 int mapkv_get_view(mapkv_t *db, const void *key, size_t klen, const void **val,
                    size_t *vlen) {
   const uint8_t *v;
-  uint64_t ver;
   size_t n;
   int rc;
   if (db == NULL || val == NULL)
     return mapkv__fail(MAPKV_EINVAL, "NULL handle or output");
   pthread_rwlock_rdlock(&db->rw);
-  do {
-    ver = mapkv__read_begin(db);
-    rc = lookup(db, key, klen, &v, &n);
-  } while (mapkv__read_retry(db, ver));
+  rc = lookup_stable(db, key, klen, &v, &n);
   pthread_rwlock_unlock(&db->rw);
   if (rc == 0) {
     *val = v;
