@@ -52,6 +52,7 @@ typedef struct bench_config {
   int threads;        /**< readers of readwhilewriting (--threads) */
   uint64_t seed;      /**< --seed */
   unsigned workloads; /**< bit (1u << W_x) per selected workload */
+  uint64_t prefault;  /**< bytes touched and freed before each child */
 } bench_config;
 
 /** What a child reports for one workload (sent as raw bytes: parent and
