@@ -639,7 +639,7 @@ static void test_invalid_options(void **state) {
   struct {
     const char *what;
     mapkv_options o;
-  } bad[9];
+  } bad[10];
   int n = 0;
   (void)state;
 
@@ -659,6 +659,7 @@ static void test_invalid_options(void **state) {
   BAD(growth_step, MAPKV_FILE_MAX + 1);
   BAD(reserve, MAPKV_FILE_MAX + 1);
   BAD(max_value_size, UINT32_MAX);
+  BAD(expected_keys, MAPKV_FILE_MAX / MAPKV__REC_OVERHEAD + 1);
 #undef BAD
 
   for (int i = 0; i < n; i++) {
@@ -1342,6 +1343,61 @@ static int (*real_reserve)(int fd, off_t off, off_t len);
 static int counting_reserve(int fd, off_t off, off_t len) {
   reserve_calls++;
   return real_reserve(fd, off, len);
+}
+
+/* expected_keys sizes the index at open, so that filling the store to that
+ * many keys never rehashes; it also sizes the index after a reopen and a
+ * compaction, and a store without it is sized by what it holds. */
+static void test_expected_keys(void **state) {
+  const char *path = fx_path("store-expected");
+  mapkv_options o = opts_with(MAPKV_CREATE);
+  mapkv_t *db;
+  enum { N = 20000 };
+  uint64_t slots;
+  char k[32];
+  (void)state;
+
+  o.expected_keys = N;
+  o.sync_mode = MAPKV_SYNC_NONE;
+  db = open_opts(path, &o);
+  slots = stat_of(db).index_slots;
+  /* At most 3/4 full with N keys, and no larger than that needs. */
+  assert_true(slots / 4 * 3 >= N);
+  assert_true(slots / 2 / 4 * 3 < N);
+  for (unsigned i = 0; i < N; i++) {
+    size_t kl = mkkey(k, sizeof k, "x", i);
+    assert_rc(mapkv_put(db, k, kl, k, kl), 0);
+    if (i % 1000 == 0)
+      assert_int_equal(stat_of(db).index_slots, slots);
+  }
+  assert_int_equal(stat_of(db).index_slots, slots);
+  assert_int_equal(stat_of(db).records, N);
+  close_ok(db);
+
+  /* Reopened for four times as many keys: sized for them, all still there. */
+  o = opts_with(0);
+  o.expected_keys = 4 * N;
+  db = open_opts(path, &o);
+  assert_int_equal(stat_of(db).index_slots, 4 * slots);
+  for (unsigned i = 0; i < N; i += 97) {
+    size_t kl = mkkey(k, sizeof k, "x", i);
+    assert_int_equal(mapkv_exists(db, k, kl), 1);
+  }
+  /* Compaction keeps the size asked for. */
+  for (unsigned i = 0; i < N / 2; i++) {
+    size_t kl = mkkey(k, sizeof k, "x", i);
+    assert_rc(mapkv_del(db, k, kl), 0);
+  }
+  assert_rc(mapkv_compact(db), 0);
+  assert_int_equal(stat_of(db).index_slots, 4 * slots);
+  assert_int_equal(stat_of(db).records, N / 2);
+  close_ok(db);
+
+  /* Without it, the index is sized by the keys the store holds. */
+  db = open_opts(path, NULL);
+  assert_true(stat_of(db).index_slots < slots);
+  assert_true(stat_of(db).index_slots / 4 * 3 >= N / 2);
+  close_ok(db);
 }
 
 static void test_growth_many_resizes(void **state) {
@@ -2812,6 +2868,7 @@ int main(void) {
       T(test_stats_figures),
       T(test_clean_open_vs_crash),
       T(test_growth_many_resizes),
+      T(test_expected_keys),
       T(test_verify),
       T(test_compact_keeps_live_and_shrinks),
       T(test_leftover_compact_file_removed),

@@ -154,7 +154,11 @@ int mapkv_compact(mapkv_t *db) {
   mmf_data(t.map, &base, NULL);
   t.base = base;
   t.end = MAPKV__HDR_PAGE;
-  if (mapkv__index_init(&t.ix, db->ix.count, target_hashes_at, &t) != 0) {
+  if (mapkv__index_init(&t.ix,
+                        db->ix.count > db->opts.expected_keys
+                            ? db->ix.count
+                            : db->opts.expected_keys,
+                        target_hashes_at, &t) != 0) {
     rc = mapkv__fail(MAPKV_ENOMEM, "out of memory for the new index");
     goto out;
   }

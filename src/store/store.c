@@ -74,6 +74,10 @@ static int check_options(mapkv_options *o) {
       o->reserve > MAPKV_FILE_MAX)
     return mapkv__fail(MAPKV_EINVAL, "sizes must not exceed %llu bytes",
                        (unsigned long long)MAPKV_FILE_MAX);
+  if (o->expected_keys > MAPKV_FILE_MAX / MAPKV__REC_OVERHEAD)
+    return mapkv__fail(
+        MAPKV_EINVAL, "expected_keys must not exceed %llu",
+        (unsigned long long)(MAPKV_FILE_MAX / MAPKV__REC_OVERHEAD));
   return 0;
 }
 
@@ -336,6 +340,8 @@ static int apply_batch(void *ctx, const uint64_t *offs, size_t n) {
 }
 
 static int reset_index(mapkv_t *db, uint64_t expected) {
+  if (expected < db->opts.expected_keys)
+    expected = db->opts.expected_keys;
   mapkv__index_free(&db->ix);
   db->live_bytes = 0;
   if (mapkv__index_init(&db->ix, expected, hashes_at, db) != 0)

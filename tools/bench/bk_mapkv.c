@@ -4,8 +4,9 @@
  * Configuration: the library defaults, except the sync mode:
  * MAPKV_SYNC_NONE for the non-durable workloads (a crash of the process
  * loses nothing; the OS writes back), MAPKV_SYNC_COMMIT for fillsync (one
- * msync per commit). The handle is thread-safe, so every reader is the
- * handle itself.
+ * msync per commit), and expected_keys = the records of the run, so that
+ * the index is sized once (as Kyoto Cabinet's and tkrzw's bucket arrays
+ * are). The handle is thread-safe, so every reader is the handle itself.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +46,7 @@ static int mk_open(const char *dir, const bk_options *o, void **out) {
   mapkv_options_init(&opts);
   opts.flags = MAPKV_CREATE;
   opts.sync_mode = o->durable ? MAPKV_SYNC_COMMIT : MAPKV_SYNC_NONE;
+  opts.expected_keys = o->expected;
   rc = mapkv_open(path, &opts, &h->db);
   free(path);
   if (rc != 0) {
