@@ -53,6 +53,7 @@ typedef struct bench_config {
   uint64_t seed;      /**< --seed */
   unsigned workloads; /**< bit (1u << W_x) per selected workload */
   uint64_t prefault;  /**< bytes touched and freed before each child */
+  int repeat;         /**< rounds over all stores; the median is reported */
 } bench_config;
 
 /** What a child reports for one workload (sent as raw bytes: parent and

@@ -25,35 +25,40 @@
 
 #include "bench.h"
 
-#define PROG "mapkv-bench"
+#define PROG       "mapkv-bench"
+#define MAX_REPEAT 99
 
 static void usage(FILE *f) {
-  fprintf(f,
-          "usage: " PROG " [options]\n"
-          "Runs the same workloads on mapkv and on every peer store compiled "
-          "in, in one run.\n\n"
-          "  --num N            records (default 1000000)\n"
-          "  --key-size N       bytes per key (default 16)\n"
-          "  --value-size N     bytes per value (default 100)\n"
-          "  --sync-num N       durable commits of fillsync (default 2000)\n"
-          "  --threads N        readers of readwhilewriting (default 4)\n"
-          "  --backends a,b     stores to run (default: all compiled in)\n"
-          "  --workloads a,b    workloads to run (default: all)\n"
-          "  --dir DIR          scratch directory (default: a new one under "
-          "$TMPDIR or /tmp)\n"
-          "  --seed N           seed of the key orders and values (default "
-          "42)\n"
-          "  --prefault MIB     memory touched and released before each "
-          "store's run\n"
-          "                     (default: 4 x raw data + 256, at most half "
-          "of MemAvailable;\n"
-          "                     0 = none, the default of --quick)\n"
-          "  --quick            tiny run for smoke tests (--num 2000 "
-          "--sync-num 50 --threads 2)\n"
-          "  --json             print JSON instead of tables\n"
-          "  --list             print the compiled-in stores and exit\n"
-          "  --help             print this help and exit\n\n"
-          "workloads:");
+  fprintf(
+      f,
+      "usage: " PROG " [options]\n"
+      "Runs the same workloads on mapkv and on every peer store compiled "
+      "in, in one run.\n\n"
+      "  --num N            records (default 1000000)\n"
+      "  --key-size N       bytes per key (default 16)\n"
+      "  --value-size N     bytes per value (default 100)\n"
+      "  --sync-num N       durable commits of fillsync (default 2000)\n"
+      "  --threads N        readers of readwhilewriting (default 4)\n"
+      "  --backends a,b     stores to run (default: all compiled in)\n"
+      "  --workloads a,b    workloads to run (default: all)\n"
+      "  --dir DIR          scratch directory (default: a new one under "
+      "$TMPDIR or /tmp)\n"
+      "  --seed N           seed of the key orders and values (default "
+      "42)\n"
+      "  --repeat N         run every store N times, round-robin, and report "
+      "each\n"
+      "                     workload's median (default 1)\n"
+      "  --prefault MIB     memory touched and released before each "
+      "store's run\n"
+      "                     (default: 4 x raw data + 256, at most half "
+      "of MemAvailable;\n"
+      "                     0 = none, the default of --quick)\n"
+      "  --quick            tiny run for smoke tests (--num 2000 "
+      "--sync-num 50 --threads 2)\n"
+      "  --json             print JSON instead of tables\n"
+      "  --list             print the compiled-in stores and exit\n"
+      "  --help             print this help and exit\n\n"
+      "workloads:");
   for (int w = 0; w < W_COUNT; w++)
     fprintf(f, " %s", bench_workload_names[w]);
   fprintf(f, "\nstores:");
@@ -194,6 +199,43 @@ static void prefault_memory(uint64_t bytes) {
   munmap(p, (size_t)bytes);
 }
 
+/* Combines the rounds of one store (rounds[k * stride], k < n) into out:
+ * per workload, the round with the median value; a workload that failed
+ * or is missing in any round is reported from that round. */
+static void median_row(bench_row *out, const bench_row *rounds, size_t stride,
+                       int n) {
+  out->ran = rounds[0].ran;
+  for (int k = 0; k < n; k++)
+    out->crashed |= rounds[(size_t)k * stride].crashed;
+  for (int w = 0; w < W_COUNT; w++) {
+    const bench_row *pick[MAX_REPEAT];
+    int m = 0, bad = -1;
+    for (int k = 0; k < n; k++) {
+      const bench_row *r = &rounds[(size_t)k * stride];
+      if (!r->have[w] || r->r[w].failed) {
+        if (bad < 0 || r->have[w])
+          bad = k;
+        continue;
+      }
+      /* Insertion by value, ascending. */
+      int j = m++;
+      while (j > 0 && pick[j - 1]->r[w].value > r->r[w].value) {
+        pick[j] = pick[j - 1];
+        j--;
+      }
+      pick[j] = r;
+    }
+    if (bad >= 0) {
+      const bench_row *r = &rounds[(size_t)bad * stride];
+      out->have[w] = r->have[w];
+      out->r[w] = r->r[w];
+    } else if (m > 0) {
+      out->have[w] = 1;
+      out->r[w] = pick[m / 2]->r[w];
+    }
+  }
+}
+
 /* Runs one store (bk != NULL) or the fdatasync baseline in a child. 0 if
  * the child exited 0, else 1. */
 static int run_child(const bench_config *cfg, const bk_vtable *bk,
@@ -274,6 +316,7 @@ int main(int argc, char **argv) {
     O_DIR,
     O_SEED,
     O_PREFAULT,
+    O_REPEAT,
     O_QUICK,
     O_JSON,
     O_LIST,
@@ -290,18 +333,20 @@ int main(int argc, char **argv) {
       {"dir", required_argument, NULL, O_DIR},
       {"seed", required_argument, NULL, O_SEED},
       {"prefault", required_argument, NULL, O_PREFAULT},
+      {"repeat", required_argument, NULL, O_REPEAT},
       {"quick", no_argument, NULL, O_QUICK},
       {"json", no_argument, NULL, O_JSON},
       {"list", no_argument, NULL, O_LIST},
       {"help", no_argument, NULL, O_HELP},
       {NULL, 0, NULL, 0}};
-  bench_config cfg = {1000000, 2000, 16, 100, 4, 42, 0, 0};
+  bench_config cfg = {1000000, 2000, 16, 100, 4, 42, 0, 0, 1};
   int set_num = 0, set_sync = 0, set_threads = 0, quick = 0, json = 0;
   int set_prefault = 0;
   unsigned stores = 0;
   const char *dir = NULL;
   char *made = NULL;
-  bench_row rows[16], base;
+  bench_row rows[16], base, *reps;
+  const bk_vtable *which[16];
   size_t nrows = 0;
   bench_info info;
   int opt, failed = 0;
@@ -357,6 +402,12 @@ int main(int argc, char **argv) {
                            optarg);
       cfg.prefault = v << 20;
       set_prefault = 1;
+      break;
+    case O_REPEAT:
+      if (parse_u64(optarg, 1, MAX_REPEAT, &v) != 0)
+        return usage_error("--repeat: expected 1 .. %d, got '%s'", MAX_REPEAT,
+                           optarg);
+      cfg.repeat = (int)v;
       break;
     case O_QUICK:
       quick = 1;
@@ -432,11 +483,31 @@ int main(int argc, char **argv) {
       continue;
     rows[nrows].name = bk_all[i]->name;
     rows[nrows].version = bk_all[i]->version();
-    failed |= run_child(&cfg, bk_all[i], dir, &rows[nrows]);
-    nrows++;
+    which[nrows++] = bk_all[i];
   }
-  if ((cfg.workloads >> W_FILLSYNC) & 1u)
-    failed |= run_child(&cfg, NULL, dir, &base);
+  reps = calloc((size_t)cfg.repeat * (nrows + 1), sizeof *reps);
+  if (reps == NULL) {
+    fprintf(stderr, PROG ": out of memory\n");
+    return 1;
+  }
+  /* Round-robin: every store runs once per round, so that a slow spell of
+   * the machine hits all of them alike. */
+  for (int k = 0; k < cfg.repeat; k++) {
+    bench_row *round = reps + (size_t)k * (nrows + 1);
+    for (size_t i = 0; i < nrows; i++) {
+      round[i].name = rows[i].name;
+      round[i].version = rows[i].version;
+      failed |= run_child(&cfg, which[i], dir, &round[i]);
+    }
+    if ((cfg.workloads >> W_FILLSYNC) & 1u) {
+      round[nrows].name = base.name;
+      round[nrows].version = base.version;
+      failed |= run_child(&cfg, NULL, dir, &round[nrows]);
+    }
+  }
+  for (size_t i = 0; i <= nrows; i++)
+    median_row(i < nrows ? &rows[i] : &base, reps + i, nrows + 1, cfg.repeat);
+  free(reps);
 
   /* Every selected workload of every store must have reported success. */
   for (size_t i = 0; i < nrows; i++)

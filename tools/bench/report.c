@@ -268,6 +268,10 @@ void bench_report_text(const bench_config *cfg, const bench_info *info,
          (unsigned long long)cfg->num, cfg->key_size, cfg->value_size,
          raw / 1048576.0, (unsigned long long)cfg->sync_num, cfg->threads,
          (unsigned long long)cfg->seed, (double)cfg->prefault / 1048576.0);
+  if (cfg->repeat > 1)
+    printf("rounds  : %d, round-robin over the stores; each figure is the "
+           "median of its rounds\n",
+           cfg->repeat);
   printf("stores  :");
   for (size_t i = 0; i < n; i++)
     printf(" %s %s%s", rows[i].name, rows[i].version, i + 1 < n ? "," : "\n");
@@ -390,11 +394,12 @@ void bench_report_json(const bench_config *cfg, const bench_info *info,
   json_str(info->fs);
   printf("},\n  \"config\": {\"num\": %llu, \"sync_num\": %llu, "
          "\"key_size\": %zu, \"value_size\": %zu, \"threads\": %d, "
-         "\"seed\": %llu, \"batch\": %d, \"prefault_bytes\": %llu},\n",
+         "\"seed\": %llu, \"batch\": %d, \"prefault_bytes\": %llu, "
+         "\"repeat\": %d},\n",
          (unsigned long long)cfg->num, (unsigned long long)cfg->sync_num,
          cfg->key_size, cfg->value_size, cfg->threads,
          (unsigned long long)cfg->seed, BENCH_BATCH,
-         (unsigned long long)cfg->prefault);
+         (unsigned long long)cfg->prefault, cfg->repeat);
   printf("  \"ratio\": \"store relative to mapkv, > 1 = better than mapkv "
          "(ops/s: store/mapkv; seconds, bytes: mapkv/store)\",\n");
   printf("  \"stores\": [");
