@@ -63,14 +63,13 @@ static void target_hashes_at(void *ctx, const uint64_t *offs, uint64_t *hashes,
 static int copy_live(mapkv_t *db, target *t) {
   mapkv__walk w;
   mapkv__rec r;
-  mapkv__probe p;
   uint64_t at, h;
   mapkv__walk_init(&w, db->end);
   while (mapkv__walk_next(db, &w, &at, &r) == 0) {
     if (r.type != MAPKV__T_PUT)
       continue;
     h = mapkv__index_hash(r.key, r.klen);
-    if (mapkv__find(db, r.key, r.klen, h, &p) != at)
+    if (!mapkv__index_has(&db->ix, h, at))
       continue;
     if (mapkv__index_insert(&t->ix, h, t->end) != 0)
       return mapkv__fail(MAPKV_ENOMEM, "out of memory for the new index");

@@ -80,8 +80,8 @@ int mapkv_cursor_next(mapkv_cursor_t *c, const void **key, size_t *klen,
   }
   for (;;) {
     mapkv__rec r;
-    mapkv__probe p;
-    uint64_t at, h, ver, live;
+    uint64_t at, h, ver;
+    int live;
     if (c->n == 0)
       refill(c);
     if (c->n == 0)
@@ -94,9 +94,9 @@ int mapkv_cursor_next(mapkv_cursor_t *c, const void **key, size_t *klen,
     mapkv__rec_decode(db->base + at, c->walk.end - at, 0, 0, &r);
     do {
       ver = mapkv__read_begin(db);
-      live = mapkv__find(db, r.key, r.klen, h, &p);
+      live = mapkv__index_has(&db->ix, h, at);
     } while (mapkv__read_retry(db, ver));
-    if (live != at)
+    if (!live)
       continue; /* replaced or deleted since */
     if (c->n < AHEAD / 2)
       refill(c);

@@ -153,14 +153,12 @@ uint64_t mapkv__skip_damage(const mapkv_t *db, uint64_t from, uint64_t end) {
 int mapkv__walk_next(mapkv_t *db, mapkv__walk *w, uint64_t *at, mapkv__rec *r) {
   while (w->pos < w->end) {
     uint64_t pos = w->pos;
-    mapkv__probe p;
     int ok = mapkv__rec_decode(db->base + pos, w->end - pos, 0, 0, r) ==
              MAPKV__REC_OK;
     int intact =
         ok && mapkv__rec_checksum_ok(db->base + pos, r, db->hdr.file_id);
     if (ok && !intact && r->type == MAPKV__T_PUT &&
-        mapkv__find(db, r->key, r->klen, mapkv__index_hash(r->key, r->klen),
-                    &p) == pos)
+        mapkv__index_has(&db->ix, mapkv__index_hash(r->key, r->klen), pos))
       atomic_fetch_add(&db->checksum_failures, 1);
     /* Where the open walked by lengths without checksums (after a clean
      * close), step the same way, so that every record it indexed is seen;
