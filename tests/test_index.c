@@ -489,14 +489,23 @@ static void test_index_colliding_tags(void **state) {
   assert_memory_equal(got, offs, sizeof offs);
   for (uint32_t k = 0; k < 12; k++)
     assert_true(find(&ix, &f, f.hash[k], k, &p) == offs[k]);
+  /* Liveness by offset: every entry is found whatever its place in the
+   * shared run; an offset the index does not hold is not. */
+  for (uint32_t k = 0; k < 12; k++) {
+    assert_true(mapkv__index_has(&ix, f.hash[k], offs[k]));
+    assert_false(mapkv__index_has(&ix, f.hash[k], offs[k] + 1));
+  }
+  assert_false(mapkv__index_has(&ix, T ^ 1, offs[0])); /* other tag */
 
   /* Replace the 6th: same position in the run. */
-  uint64_t h5 = f.hash[5];
+  uint64_t h5 = f.hash[5], old5 = offs[5];
   assert_true(find(&ix, &f, h5, 5, &p) == offs[5]);
   offs[5] = fake_add(&f, 5, h5);
   mapkv__index_replace(&ix, &p, offs[5]);
   assert_int_equal(probe_all(&ix, T, got, 16), 12);
   assert_memory_equal(got, offs, sizeof offs);
+  assert_false(mapkv__index_has(&ix, h5, old5)); /* superseded */
+  assert_true(mapkv__index_has(&ix, h5, offs[5]));
 
   /* Remove from the middle, the start and the end: the others keep their
    * order and stay reachable. */
@@ -519,6 +528,9 @@ static void test_index_colliding_tags(void **state) {
     if (nleft > 0)
       assert_memory_equal(got, left, nleft * sizeof(uint64_t));
     assert_true(find(&ix, &f, T | (mix(k) & MID_MASK), k, &p) == 0);
+    assert_false(mapkv__index_has(&ix, T, offs[k]));
+    for (size_t i = 0; i < nleft; i++)
+      assert_true(mapkv__index_has(&ix, T, left[i]));
   }
   mapkv__index_free(&ix);
   fake_free(&f);
