@@ -1400,6 +1400,87 @@ static void test_expected_keys(void **state) {
   close_ok(db);
 }
 
+/* mapkv_get_many() answers each key as mapkv_get_view() does: present,
+ * absent, deleted, empty and long keys, across several groups. */
+static void test_get_many(void **state) {
+  const char *path = fx_path("store-many");
+  mapkv_t *db = open_new(path);
+  enum { N = 300, Q = 101 }; /* Q keys asked: several groups and a rest */
+  char kb[Q][40];
+  const void *keys[Q], *vals[Q];
+  size_t klens[Q], vlens[Q];
+  int rcs[Q];
+  mapkv_batch_t *b = NULL;
+  (void)state;
+
+  assert_rc(mapkv_batch_begin(db, &b), 0);
+  for (unsigned i = 0; i < N; i++) {
+    char k[40];
+    uint8_t v[200];
+    size_t kl = mkkey(k, sizeof k, "m", i), vl = (i * 7) % 200;
+    fill_val(v, vl, i);
+    assert_rc(mapkv_batch_put(b, k, kl, v, vl), 0);
+  }
+  assert_rc(mapkv_batch_put(b, "", 0, "empty-key", 9), 0);
+  assert_rc(mapkv_batch_commit(b), 0);
+  for (unsigned i = 0; i < N; i += 5) {
+    char k[40];
+    size_t kl = mkkey(k, sizeof k, "m", i);
+    assert_rc(mapkv_del(db, k, kl), 0);
+  }
+
+  /* Present, deleted (every 5th), absent (i >= N), and the empty key. */
+  for (unsigned q = 0; q < Q; q++) {
+    unsigned i = q * 3 + 1;
+    klens[q] = mkkey(kb[q], sizeof kb[q], "m", i);
+    keys[q] = kb[q];
+  }
+  keys[Q - 1] = NULL;
+  klens[Q - 1] = 0;
+  memset(rcs, 0x55, sizeof rcs);
+  assert_rc(mapkv_get_many(db, Q, keys, klens, vals, vlens, rcs), 0);
+  for (unsigned q = 0; q < Q; q++) {
+    const void *view = NULL;
+    size_t vl = 0;
+    int want = mapkv_get_view(db, keys[q], klens[q], &view, &vl);
+    unsigned i = q * 3 + 1;
+    assert_int_equal(rcs[q], want);
+    if (q == Q - 1)
+      assert_int_equal(want, 0);
+    else
+      assert_int_equal(want, i < N && i % 5 != 0 ? 0 : MAPKV_NOTFOUND);
+    if (want == 0) {
+      assert_ptr_equal(vals[q], view);
+      assert_int_equal(vlens[q], vl);
+    } else {
+      assert_null(vals[q]);
+      assert_int_equal(vlens[q], 0);
+    }
+  }
+  assert_memory_equal(vals[Q - 1], "empty-key", 9);
+
+  /* vlens may be NULL; n = 0 does nothing, whatever the arrays. */
+  assert_rc(mapkv_get_many(db, 3, keys, klens, vals, NULL, rcs), 0);
+  assert_int_equal(rcs[0], 0);
+  assert_rc(mapkv_get_many(db, 0, NULL, NULL, NULL, NULL, NULL), 0);
+
+  /* Bad arguments: EINVAL, nothing looked up. */
+  memset(rcs, 0x55, sizeof rcs);
+  assert_rc(mapkv_get_many(NULL, 1, keys, klens, vals, vlens, rcs),
+            MAPKV_EINVAL);
+  assert_rc(mapkv_get_many(db, 1, NULL, klens, vals, vlens, rcs), MAPKV_EINVAL);
+  assert_rc(mapkv_get_many(db, 1, keys, NULL, vals, vlens, rcs), MAPKV_EINVAL);
+  assert_rc(mapkv_get_many(db, 1, keys, klens, NULL, vlens, rcs), MAPKV_EINVAL);
+  assert_rc(mapkv_get_many(db, 1, keys, klens, vals, vlens, NULL),
+            MAPKV_EINVAL);
+  keys[40] = NULL; /* with klens[40] > 0 */
+  assert_rc(mapkv_get_many(db, Q, keys, klens, vals, vlens, rcs), MAPKV_EINVAL);
+  assert_non_null(strstr(mapkv_errmsg(), "key 40"));
+  for (unsigned q = 0; q < Q; q++)
+    assert_int_equal(rcs[q], 0x55555555);
+  close_ok(db);
+}
+
 static void test_growth_many_resizes(void **state) {
   const char *path = fx_path("store-growth");
   mapkv_options o = opts_with(MAPKV_CREATE);
@@ -2814,12 +2895,24 @@ static void test_checksum_mismatch_message(void **state) {
     assert_ptr_equal(view, SENTINEL);
   }
   assert_int_equal(stat_of(db).checksum_failures, 2);
+  {
+    const void *keys[3] = {"before", "target", "after"}, *vals[3];
+    size_t klens[3] = {6, 6, 5}, vlens[3];
+    int rcs[3];
+    assert_rc(mapkv_get_many(db, 3, keys, klens, vals, vlens, rcs), 0);
+    assert_int_equal(rcs[0], 0);
+    assert_int_equal(rcs[1], MAPKV_ECORRUPT);
+    assert_null(vals[1]);
+    assert_int_equal(rcs[2], 0);
+    assert_memory_equal(vals[2], "intact", 6);
+  }
+  assert_int_equal(stat_of(db).checksum_failures, 3);
   expect_str(db, "before", "intact");
   expect_str(db, "after", "intact");
 
   /* A cursor skips the damaged record and counts it. */
   assert_int_equal(walk_cursor(db, NULL, seen, 8), 2);
-  assert_int_equal(stat_of(db).checksum_failures, 3);
+  assert_int_equal(stat_of(db).checksum_failures, 4);
 
   /* verify() finds it, with its offset. */
   memset(&d, 0, sizeof d);
@@ -2869,6 +2962,7 @@ int main(void) {
       T(test_clean_open_vs_crash),
       T(test_growth_many_resizes),
       T(test_expected_keys),
+      T(test_get_many),
       T(test_verify),
       T(test_compact_keeps_live_and_shrinks),
       T(test_leftover_compact_file_removed),

@@ -215,6 +215,28 @@ MAPKV_API int mapkv_get(mapkv_t *db, const void *key, size_t klen, void *buf,
 MAPKV_API int mapkv_get_view(mapkv_t *db, const void *key, size_t klen,
                              const void **val, size_t *vlen);
 
+/**
+ * Looks up n keys in one call, as n calls of mapkv_get_view() would, but
+ * with their memory accesses overlapped: the index slots of a group of
+ * keys are fetched together, then their records. For keys spread over a
+ * store larger than the CPU caches, where a single get waits for two
+ * memory reads one after the other, this is several times faster.
+ *
+ * @param keys, klens  the keys (keys[i] may be NULL when klens[i] is 0)
+ * @param vals   receives, for each key found, a view of its value with
+ *               mapkv_get_view()'s lifetime; NULL otherwise
+ * @param vlens  receives each value's length (0 when not found); may be NULL
+ * @param rcs    receives each key's result: 0, MAPKV_NOTFOUND or
+ *               MAPKV_ECORRUPT
+ * The keys are looked up in groups; each group sees one committed state,
+ * and a commit may fall between groups. n = 0 is allowed (nothing happens).
+ * @return 0 when every key was looked up (whatever rcs say), or
+ *   MAPKV_EINVAL (a NULL handle, array or key; nothing looked up).
+ */
+MAPKV_API int mapkv_get_many(mapkv_t *db, size_t n, const void *const *keys,
+                             const size_t *klens, const void **vals,
+                             size_t *vlens, int *rcs);
+
 /** Deletes key. @return 0, MAPKV_NOTFOUND (nothing written), and the errors
  * of mapkv_put(). */
 MAPKV_API int mapkv_del(mapkv_t *db, const void *key, size_t klen);

@@ -762,14 +762,12 @@ int mapkv_sync(mapkv_t *db) {
 
 /* Finds key and checks its record. Caller holds rw for reading. On success
  * *val and *vlen describe the value inside the mapping. */
-static int lookup(mapkv_t *db, const void *key, size_t klen,
-                  const uint8_t **val, size_t *vlen) {
+static int lookup_hashed(mapkv_t *db, const void *key, size_t klen,
+                         uint64_t hash, const uint8_t **val, size_t *vlen) {
   mapkv__probe p;
   mapkv__rec r;
   uint64_t off, end;
-  if (key == NULL && klen > 0)
-    return mapkv__fail(MAPKV_EINVAL, "NULL key with nonzero length");
-  off = mapkv__find(db, key, klen, mapkv__index_hash(key, klen), &p);
+  off = mapkv__find(db, key, klen, hash, &p);
   end = mapkv__end(db);
   /* A slot of a commit still being applied may point past the end this
    * reader saw; the caller's retry then finds the commit done. */
@@ -785,6 +783,13 @@ static int lookup(mapkv_t *db, const void *key, size_t klen,
   *val = r.val;
   *vlen = r.vlen;
   return 0;
+}
+
+static int lookup(mapkv_t *db, const void *key, size_t klen,
+                  const uint8_t **val, size_t *vlen) {
+  if (key == NULL && klen > 0)
+    return mapkv__fail(MAPKV_EINVAL, "NULL key with nonzero length");
+  return lookup_hashed(db, key, klen, mapkv__index_hash(key, klen), val, vlen);
 }
 
 /* lookup() retried until no commit overlapped it. Caller holds rw for
@@ -838,6 +843,72 @@ int mapkv_get_view(mapkv_t *db, const void *key, size_t klen, const void **val,
       *vlen = n;
   }
   return rc;
+}
+
+/* Keys per group of mapkv_get_many(): enough misses in flight to cover the
+ * memory latency, few enough that the group's lines stay in L1. */
+#define MANY_GROUP 16
+
+/* Fetches the lines of [p, p + n) ahead of their use (no fault: a hint). */
+static void prefetch_span(const uint8_t *p, uint64_t n) {
+  for (uint64_t i = 0; i < n; i += 64)
+    __builtin_prefetch(p + i);
+}
+
+int mapkv_get_many(mapkv_t *db, size_t n, const void *const *keys,
+                   const size_t *klens, const void **vals, size_t *vlens,
+                   int *rcs) {
+  uint64_t hash[MANY_GROUP];
+  if (n == 0)
+    return 0;
+  if (db == NULL || keys == NULL || klens == NULL || vals == NULL ||
+      rcs == NULL)
+    return mapkv__fail(MAPKV_EINVAL, "NULL handle or array");
+  for (size_t i = 0; i < n; i++)
+    if (keys[i] == NULL && klens[i] > 0)
+      return mapkv__fail(MAPKV_EINVAL, "key %zu: NULL with nonzero length", i);
+  for (size_t g = 0; g < n; g += MANY_GROUP) {
+    size_t m = n - g < MANY_GROUP ? n - g : MANY_GROUP;
+    uint64_t ver;
+    /* Per group, so that a long call does not hold off index growth. */
+    pthread_rwlock_rdlock(&db->rw);
+    /* Stage 1: every key's home slot. */
+    for (size_t j = 0; j < m; j++) {
+      hash[j] = mapkv__index_hash(keys[g + j], klens[g + j]);
+      __builtin_prefetch(&db->ix.slots[mapkv__index_home(&db->ix, hash[j])]);
+    }
+    do {
+      uint64_t end;
+      ver = mapkv__read_begin(db);
+      end = mapkv__end(db);
+      /* Stage 2: the first candidate record of every key (its slot is in
+       * cache by now); what it holds is checked in stage 3. */
+      for (size_t j = 0; j < m; j++) {
+        mapkv__probe p;
+        uint64_t off;
+        mapkv__index_probe_start(&db->ix, hash[j], &p);
+        off = mapkv__index_probe_next(&db->ix, &p);
+        if (off != 0 && off < end)
+          prefetch_span(db->base + off,
+                        end - off < MAPKV__REC_OVERHEAD + klens[g + j] + 64
+                            ? end - off
+                            : MAPKV__REC_OVERHEAD + klens[g + j] + 64);
+      }
+      /* Stage 3: the lookups proper. */
+      for (size_t j = 0; j < m; j++) {
+        const uint8_t *v = NULL;
+        size_t len = 0;
+        int rc =
+            lookup_hashed(db, keys[g + j], klens[g + j], hash[j], &v, &len);
+        rcs[g + j] = rc;
+        vals[g + j] = rc == 0 ? v : NULL;
+        if (vlens != NULL)
+          vlens[g + j] = rc == 0 ? len : 0;
+      }
+    } while (mapkv__read_retry(db, ver));
+    pthread_rwlock_unlock(&db->rw);
+  }
+  return 0;
 }
 
 int mapkv_exists(mapkv_t *db, const void *key, size_t klen) {
