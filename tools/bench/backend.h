@@ -38,7 +38,8 @@ typedef struct bk_options {
 typedef int (*bk_iter_fn)(void *ctx, const void *key, size_t klen,
                           const void *val, size_t vlen);
 
-/** The adapter of one store. Every function pointer is set. */
+/** The adapter of one store. Every function pointer is set, except
+ * multi_get (NULL when the store has no batched lookup). */
 typedef struct bk_vtable {
   const char *name; /**< as given to --backends */
   /** Library version, for the report (static string). */
@@ -55,6 +56,12 @@ typedef struct bk_vtable {
    * 0 not found, -1 error. */
   int (*get)(void *rd, const void *key, size_t klen, void *buf, size_t cap,
              size_t *vlen);
+  /** Looks up n keys in one call of the store's batched lookup: for each
+   * key, found[i] = 1 and its value copied into bufs[i] (cap bytes, length
+   * in vlens[i]), or found[i] = 0. 0 or -1. May be NULL. */
+  int (*multi_get)(void *rd, size_t n, const void *const *keys,
+                   const size_t *klens, void *const *bufs, size_t cap,
+                   size_t *vlens, int *found);
   /** One put as its own commit. 0 or -1. */
   int (*put)(void *db, const void *key, size_t klen, const void *val,
              size_t vlen);

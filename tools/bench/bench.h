@@ -25,6 +25,7 @@ enum bench_workload {
   W_OVERWRITE,
   W_READRANDOM,
   W_READMISSING,
+  W_MULTIREAD,
   W_READSEQ,
   W_READWHILEWRITING,
   W_DELETERANDOM,
@@ -43,6 +44,9 @@ extern const char *const bench_workload_about[W_COUNT];
 
 /** Records per batch of fillseq, fillrandom and overwrite. */
 #define BENCH_BATCH 1000
+
+/** Keys per call of multireadrandom. */
+#define BENCH_MULTI 32
 
 typedef struct bench_config {
   uint64_t num;       /**< records (--num) */

@@ -10,6 +10,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "backend.h"
 #include "mapkv/mapkv.h"
@@ -77,6 +78,36 @@ static int mk_get(void *rd, const void *key, size_t klen, void *buf, size_t cap,
   return mk_err("mapkv_get", rc);
 }
 
+/* mapkv_get_many() in the groups the workload passes; the values are
+ * copied out like every other store's. */
+static int mk_multi_get(void *rd, size_t n, const void *const *keys,
+                        const size_t *klens, void *const *bufs, size_t cap,
+                        size_t *vlens, int *found) {
+  enum { MAX = 64 };
+  mk *h = rd;
+  const void *vals[MAX];
+  size_t lens[MAX];
+  int rcs[MAX], rc;
+  for (size_t g = 0; g < n; g += MAX) {
+    size_t m = n - g < MAX ? n - g : MAX;
+    rc = mapkv_get_many(h->db, m, keys + g, klens + g, vals, lens, rcs);
+    if (rc != 0)
+      return mk_err("mapkv_get_many", rc);
+    for (size_t i = 0; i < m; i++) {
+      found[g + i] = rcs[i] == 0;
+      if (rcs[i] == MAPKV_NOTFOUND)
+        continue;
+      if (rcs[i] != 0)
+        return mk_err("mapkv_get_many", rcs[i]);
+      if (lens[i] > cap)
+        return bk_fail(NAME, "value of %zu bytes too large", lens[i]);
+      memcpy(bufs[g + i], vals[i], lens[i]);
+      vlens[g + i] = lens[i];
+    }
+  }
+  return 0;
+}
+
 static int mk_put(void *db, const void *key, size_t klen, const void *val,
                   size_t vlen) {
   mk *h = db;
@@ -138,6 +169,7 @@ const bk_vtable bk_mapkv = {.name = NAME,
                             .reader_open = bk_reader_is_db,
                             .reader_close = bk_reader_none,
                             .get = mk_get,
+                            .multi_get = mk_multi_get,
                             .put = mk_put,
                             .del = mk_del,
                             .batch_begin = mk_batch_begin,

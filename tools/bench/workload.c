@@ -20,8 +20,8 @@
  * Order on one store (the later workloads need the earlier ones' data):
  *   fillseq (own store, removed) — fillrandom (the load; untimed if not
  *   selected) — close — size — open — overwrite — readrandom — readmissing
- *   — readseq — readwhilewriting — deleterandom — close, removed —
- *   fillsync (own store, removed) — rss (peak of the whole child).
+ *   — multireadrandom — readseq — readwhilewriting — deleterandom — close,
+ * removed — fillsync (own store, removed) — rss (peak of the whole child).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -40,18 +40,11 @@
 
 #include "bench.h"
 
-const char *const bench_workload_names[W_COUNT] = {"fillseq",
-                                                   "fillrandom",
-                                                   "overwrite",
-                                                   "readrandom",
-                                                   "readmissing",
-                                                   "readseq",
-                                                   "readwhilewriting",
-                                                   "deleterandom",
-                                                   "fillsync",
-                                                   "open",
-                                                   "size",
-                                                   "rss"};
+const char *const bench_workload_names[W_COUNT] = {
+    "fillseq",      "fillrandom",      "overwrite", "readrandom",
+    "readmissing",  "multireadrandom", "readseq",   "readwhilewriting",
+    "deleterandom", "fillsync",        "open",      "size",
+    "rss"};
 
 const char *const bench_workload_about[W_COUNT] = {
     "num puts in ascending key order into an empty store, batches of 1000, "
@@ -64,6 +57,9 @@ const char *const bench_workload_about[W_COUNT] = {
     "verified",
     "num gets of uniformly random absent keys (interleaved with the present "
     "ones), 1 thread, all must miss",
+    "num gets of uniformly random present keys in calls of 32 keys (the "
+    "store's batched lookup where it has one, else 32 gets), 1 thread, every "
+    "value verified",
     "one iteration over all records (store order), every record verified",
     "--threads readers doing num gets in total while one writer overwrites "
     "random keys with single puts; reader ops/s",
@@ -476,6 +472,78 @@ out:
   free(buf);
 }
 
+/* multireadrandom: the keys of readrandom, BENCH_MULTI per call. */
+static void multi_read(run *r, bench_result *res) {
+  const bk_vtable *bk = r->bk;
+  void *rd = bk->reader_open(r->db);
+  char *kmem = malloc(BENCH_MULTI * r->g.ks);
+  uint8_t *vmem = malloc(BENCH_MULTI * (r->g.vs + 64));
+  const void *keys[BENCH_MULTI];
+  void *bufs[BENCH_MULTI];
+  size_t klens[BENCH_MULTI], vlens[BENCH_MULTI];
+  uint64_t idx[BENCH_MULTI];
+  int found[BENCH_MULTI];
+  uint64_t s = r->cfg->seed ^ 0x2222, i = 0;
+  double t0, t1;
+  if (rd == NULL || kmem == NULL || vmem == NULL) {
+    res->failed = 1;
+    note(res, "could not open a reader");
+    goto out;
+  }
+  for (size_t j = 0; j < BENCH_MULTI; j++) {
+    keys[j] = kmem + j * r->g.ks;
+    klens[j] = r->g.ks;
+    bufs[j] = vmem + j * (r->g.vs + 64);
+  }
+  t0 = bench_now();
+  while (i < r->n) {
+    size_t m = r->n - i < BENCH_MULTI ? (size_t)(r->n - i) : BENCH_MULTI;
+    for (size_t j = 0; j < m; j++) {
+      idx[j] = below(&s, r->n);
+      make_key(&r->g, 2 * idx[j], kmem + j * r->g.ks);
+    }
+    if (bk->multi_get != NULL) {
+      if (bk->multi_get(rd, m, keys, klens, bufs, r->g.vs + 64, vlens, found) !=
+          0) {
+        res->failed = 1;
+        note(res, "multi_get failed");
+        break;
+      }
+    } else {
+      for (size_t j = 0; j < m; j++) {
+        int rc =
+            bk->get(rd, keys[j], klens[j], bufs[j], r->g.vs + 64, &vlens[j]);
+        if (rc < 0) {
+          res->failed = 1;
+          note(res, "get failed");
+          goto done;
+        }
+        found[j] = rc;
+      }
+    }
+    for (size_t j = 0; j < m; j++) {
+      uint64_t number = 2 * idx[j];
+      if (r->gen[idx[j]] == GEN_DELETED) {
+        if (found[j])
+          bad(r, res, number, "deleted key found");
+      } else if (!found[j]) {
+        bad(r, res, number, "present key not found");
+      } else if (!value_ok(&r->g, number, r->gen[idx[j]], bufs[j], vlens[j])) {
+        bad(r, res, number, "wrong value");
+      }
+    }
+    i += m;
+  }
+done:
+  t1 = bench_now();
+  timed(res, i, t0, t1);
+out:
+  if (rd != NULL)
+    bk->reader_close(rd);
+  free(kmem);
+  free(vmem);
+}
+
 /* readseq: one iteration over everything. */
 typedef struct seq_ctx {
   run *r;
@@ -778,8 +846,9 @@ int bench_run_store(const bench_config *cfg, const bk_vtable *bk,
                     const char *dir, int fd) {
   const unsigned need_load =
       (1u << W_FILLRANDOM) | (1u << W_OVERWRITE) | (1u << W_READRANDOM) |
-      (1u << W_READMISSING) | (1u << W_READSEQ) | (1u << W_READWHILEWRITING) |
-      (1u << W_DELETERANDOM) | (1u << W_OPEN) | (1u << W_SIZE) | (1u << W_RSS);
+      (1u << W_READMISSING) | (1u << W_MULTIREAD) | (1u << W_READSEQ) |
+      (1u << W_READWHILEWRITING) | (1u << W_DELETERANDOM) | (1u << W_OPEN) |
+      (1u << W_SIZE) | (1u << W_RSS);
   run r;
   bench_result res;
   uint32_t *order = NULL;
@@ -912,6 +981,9 @@ int bench_run_store(const bench_config *cfg, const bk_vtable *bk,
         break;
       case W_READMISSING:
         read_random(&r, &res, 1);
+        break;
+      case W_MULTIREAD:
+        multi_read(&r, &res);
         break;
       case W_READSEQ:
         read_seq(&r, &res);
