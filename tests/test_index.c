@@ -4,6 +4,8 @@
  *
  *   - every slot is tag << 40 | offset and the tag is the low 24 bits of the
  *     record's hash (the home slot is its top `bits` bits);
+ *   - every control byte is 0 for an empty slot and 0x80 | the low 7 bits
+ *     of the entry's tag for a full one;
  *   - every entry is reachable from its home slot (no empty slot between
  *     its home and its slot), which is what backward-shift deletion keeps;
  *   - count is the number of full slots and the load is at most 3/4.
@@ -140,10 +142,17 @@ static uint64_t check_slots(const mapkv__index *ix, const fake *f, uint64_t lo,
   uint64_t full = 0;
   for (uint64_t k = 0; k < n; k++) {
     uint64_t pos = (lo + k) & ix->mask, s = ix->slots[pos];
-    if (s == 0)
+    if (s == 0) {
+      if (ix->ctrl[pos] != 0)
+        fail_msg("slot %llu: empty with control byte %02x",
+                 (unsigned long long)pos, ix->ctrl[pos]);
       continue;
+    }
     full++;
     uint64_t h = f->hash[rec_idx(f, s & MAPKV__IX_OFFMASK)];
+    if (ix->ctrl[pos] != mapkv__ctrl_of(h))
+      fail_msg("slot %llu: control byte %02x, record's hash %llx",
+               (unsigned long long)pos, ix->ctrl[pos], (unsigned long long)h);
     if ((s >> MAPKV__IX_OFFBITS) != TAG(h))
       fail_msg(
           "slot %llu: tag %llx, record's hash %llx", (unsigned long long)pos,
@@ -161,7 +170,8 @@ static uint64_t check_slots(const mapkv__index *ix, const fake *f, uint64_t lo,
 static void check_table(const mapkv__index *ix, const fake *f) {
   uint64_t slots = ix->mask + 1;
   assert_true(slots == 1ull << ix->bits);
-  assert_true(mapkv__index_bytes(ix) == slots * 8);
+  assert_true(mapkv__index_bytes(ix) == slots * 9);
+  assert_ptr_equal(ix->ctrl, (const uint8_t *)(ix->slots + slots));
   assert_true(check_slots(ix, f, 0, slots) == ix->count);
   assert_true(ix->count * 4 <= slots * 3);
 }
@@ -192,12 +202,12 @@ static void test_index_init_sizes(void **state) {
     assert_true(ix.count == 0);
     assert_ptr_equal(ix.ctx, &ctx);
     assert_true(ix.hashes_at == fake_hashes_at);
-    assert_true(mapkv__index_bytes(&ix) == (8ull << ix.bits));
+    assert_true(mapkv__index_bytes(&ix) == (9ull << ix.bits));
     /* Room for `expected` keys at load <= 3/4. */
     assert_true(cases[i].expected * 4 <= (ix.mask + 1) * 3);
     if (ix.bits <= 16)
       for (uint64_t s = 0; s <= ix.mask; s++)
-        assert_true(ix.slots[s] == 0);
+        assert_true(ix.slots[s] == 0 && ix.ctrl[s] == 0);
     mapkv__index_free(&ix);
     assert_null(ix.slots);
     assert_true(ix.count == 0);
@@ -233,6 +243,7 @@ static void test_index_slot_layout(void **state) {
   assert_int_equal(mapkv__index_insert(&ix, h, off), 0);
   assert_true(ix.count == 1);
   assert_true(ix.slots[0xA] == (0x456789ull << 40 | off));
+  assert_int_equal(ix.ctrl[0xA], 0x80 | 0x09); /* the tag's low 7 bits */
   for (uint64_t s = 0; s <= ix.mask; s++)
     if (s != 0xA)
       assert_true(ix.slots[s] == 0);

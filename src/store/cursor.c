@@ -58,7 +58,7 @@ static void refill(mapkv_cursor_t *c) {
         (c->plen > 0 && memcmp(r.key, c->prefix, c->plen) != 0))
       continue;
     h = mapkv__index_hash(r.key, r.klen);
-    __builtin_prefetch(&db->ix.slots[mapkv__index_home(&db->ix, h)]);
+    mapkv__index_prefetch(&db->ix, h);
     c->off[(c->head + c->n) % AHEAD] = at;
     c->hash[(c->head + c->n) % AHEAD] = h;
     c->n++;

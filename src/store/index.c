@@ -21,15 +21,15 @@ uint64_t mapkv__index_hash(const void *key, size_t klen) {
   return XXH3_64bits(key, klen);
 }
 
-/* A zeroed table of 2^bits slots in anonymous memory from the mapping
- * core, backed by huge pages where the system allows (the table is probed
- * at random, so TLB misses matter). */
+/* A zeroed table of 2^bits slots followed by their 2^bits control bytes,
+ * in anonymous memory from the mapping core, backed by huge pages where the
+ * system allows (the table is probed at random, so TLB misses matter). */
 static uint64_t *table_alloc(unsigned bits, mmf_t **mem) {
   int64_t len;
   void *p;
   if (bits > MAX_BITS)
     return NULL;
-  len = (int64_t)(sizeof(uint64_t) << bits);
+  len = (int64_t)((sizeof(uint64_t) + 1) << bits);
   if (mmf_open(mem, -1, len, MMF_MAP_PRIVATE, MMF_PROT_READ | MMF_PROT_WRITE,
                MMF_ACCESS_DEFAULT, 0, 1) != 0)
     return NULL;
@@ -52,6 +52,7 @@ static unsigned bits_for(uint64_t keys) {
 static void set_table(mapkv__index *ix, uint64_t *slots, mmf_t *mem,
                       unsigned bits) {
   ix->slots = slots;
+  ix->ctrl = (uint8_t *)(slots + (1ull << bits));
   ix->mem = mem;
   ix->bits = bits;
   ix->mask = (1ull << bits) - 1;
@@ -76,14 +77,19 @@ void mapkv__index_free(mapkv__index *ix) {
   mmf_free(ix->mem);
   ix->mem = NULL;
   ix->slots = NULL;
+  ix->ctrl = NULL;
   ix->count = 0;
 }
 
-static void place(uint64_t *slots, uint64_t mask, uint64_t home, uint64_t s) {
+/* Puts entry s (control byte c) in the first empty slot from home: the
+ * slot first, then its control byte, which makes it visible to probes. */
+static void place(uint64_t *slots, uint8_t *ctrl, uint64_t mask, uint64_t home,
+                  uint64_t s, uint8_t c) {
   uint64_t i = home;
-  while (slots[i] != 0)
+  while (ctrl[i] != 0)
     i = (i + 1) & mask;
   mapkv__slot_store(&slots[i], s);
+  mapkv__ctrl_store(&ctrl[i], c);
 }
 
 static int grow_to(mapkv__index *ix, unsigned bits) {
@@ -91,8 +97,10 @@ static int grow_to(mapkv__index *ix, unsigned bits) {
   uint64_t offs[BATCH], hashes[BATCH], ents[BATCH];
   mmf_t *mem;
   uint64_t *slots = table_alloc(bits, &mem);
+  uint8_t *ctrl;
   if (slots == NULL)
     return MAPKV_ENOMEM;
+  ctrl = (uint8_t *)(slots + n);
   while (i <= ix->mask) {
     size_t k = 0;
     for (; i <= ix->mask && k < BATCH; i++) {
@@ -105,7 +113,8 @@ static int grow_to(mapkv__index *ix, unsigned bits) {
       continue;
     ix->hashes_at(ix->ctx, offs, hashes, k);
     for (size_t j = 0; j < k; j++)
-      place(slots, mask, hashes[j] >> (64 - bits), ents[j]);
+      place(slots, ctrl, mask, hashes[j] >> (64 - bits), ents[j],
+            mapkv__ctrl_of(hashes[j]));
   }
   mmf_free(ix->mem);
   set_table(ix, slots, mem, bits);
@@ -124,9 +133,10 @@ int mapkv__index_insert(mapkv__index *ix, uint64_t hash, uint64_t offset) {
   int rc = mapkv__index_reserve(ix, 1);
   if (rc != 0)
     return rc;
-  place(ix->slots, ix->mask, mapkv__index_home(ix, hash),
+  place(ix->slots, ix->ctrl, ix->mask, mapkv__index_home(ix, hash),
         (hash & MAPKV__IX_TAGMASK) << MAPKV__IX_OFFBITS |
-            (offset & MAPKV__IX_OFFMASK));
+            (offset & MAPKV__IX_OFFMASK),
+        mapkv__ctrl_of(hash));
   ix->count++;
   return 0;
 }
@@ -146,10 +156,12 @@ void mapkv__index_remove(mapkv__index *ix, const mapkv__probe *p) {
     if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
       continue;
     mapkv__slot_store(&ix->slots[i], ix->slots[j]);
+    mapkv__ctrl_store(&ix->ctrl[i], ix->ctrl[j]);
     if (mapkv__test_pause != NULL)
       mapkv__test_pause();
     i = j;
   }
+  mapkv__ctrl_store(&ix->ctrl[i], 0);
   mapkv__slot_store(&ix->slots[i], 0);
   ix->count--;
 }

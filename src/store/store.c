@@ -330,7 +330,7 @@ static int apply_batch(void *ctx, const uint64_t *offs, size_t n) {
     if (q->n == APPLY_QUEUE && (rc = queue_pop(q)) != 0)
       return rc;
     hash = mapkv__index_hash(p + MAPKV__REC_HEAD, (size_t)klen);
-    __builtin_prefetch(&db->ix.slots[mapkv__index_home(&db->ix, hash)]);
+    mapkv__index_prefetch(&db->ix, hash);
     slot = (q->head + q->n) % APPLY_QUEUE;
     q->off[slot] = offs[i];
     q->hash[slot] = hash;
@@ -693,8 +693,7 @@ static int commit_ops(mapkv_t *db, const op *ops, size_t n) {
       mapkv__rec_decode(db->base + off, at - off, 0, 0, &r);
       if (n > 1 && n <= db->nhashes) {
         if (i + APPLY_AHEAD < n)
-          __builtin_prefetch(&db->ix.slots[mapkv__index_home(
-              &db->ix, db->hashes[i + APPLY_AHEAD])]);
+          mapkv__index_prefetch(&db->ix, db->hashes[i + APPLY_AHEAD]);
         if (i < n)
           apply_hashed(db, off, &r, db->hashes[i]);
       } else {
@@ -875,7 +874,7 @@ int mapkv_get_many(mapkv_t *db, size_t n, const void *const *keys,
     /* Stage 1: every key's home slot. */
     for (size_t j = 0; j < m; j++) {
       hash[j] = mapkv__index_hash(keys[g + j], klens[g + j]);
-      __builtin_prefetch(&db->ix.slots[mapkv__index_home(&db->ix, hash[j])]);
+      mapkv__index_prefetch(&db->ix, hash[j]);
     }
     do {
       uint64_t end;
