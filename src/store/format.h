@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define MAPKV__HDR_PAGE     4096u /* the header page; records start here */
 #define MAPKV__HDR_COPY_B   2048u /* offset of the second header copy */
@@ -87,6 +88,18 @@ uint64_t mapkv__rec_encode(uint8_t *dst, uint8_t type, uint8_t flags,
                            const void *val, uint32_t vlen, uint64_t file_id);
 
 /* Little-endian helpers. */
+/* Callers pass a constant n (<= 8); on a little-endian host the memcpy
+ * then compiles to one or two plain loads or stores. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+static inline void mapkv__put_le(uint8_t *p, uint64_t v, unsigned n) {
+  memcpy(p, &v, n);
+}
+static inline uint64_t mapkv__get_le(const uint8_t *p, unsigned n) {
+  uint64_t v = 0;
+  memcpy(&v, p, n);
+  return v;
+}
+#else
 static inline void mapkv__put_le(uint8_t *p, uint64_t v, unsigned n) {
   for (unsigned i = 0; i < n; i++)
     p[i] = (uint8_t)(v >> (8 * i));
@@ -97,5 +110,6 @@ static inline uint64_t mapkv__get_le(const uint8_t *p, unsigned n) {
     v |= (uint64_t)p[i] << (8 * i);
   return v;
 }
+#endif
 
 #endif /* MAPKV_FORMAT_H */
