@@ -56,7 +56,7 @@ typedef struct bench_config {
   int threads;        /**< readers of readwhilewriting (--threads) */
   uint64_t seed;      /**< --seed */
   unsigned workloads; /**< bit (1u << W_x) per selected workload */
-  uint64_t prefault;  /**< bytes touched and freed before each child */
+  uint64_t prefault;  /**< bytes touched and freed before each workload */
   int repeat;         /**< rounds over all stores; the median is reported */
 } bench_config;
 

@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -177,28 +176,6 @@ static uint64_t default_prefault(const bench_config *cfg) {
   return want < avail ? want : avail;
 }
 
-/* Touches `bytes` of fresh anonymous memory and releases it, so that the
- * store about to run finds recently used pages on the kernel's free lists.
- * On virtual machines whose host reclaims the pages a guest frees (free
- * page reporting), a page that has been free for a few seconds costs a
- * host fault on its next first touch; without this, whichever store runs
- * first after an idle spell pays that for its files and index (measured on
- * a 2-core KVM guest: 2.2 ms per MiB, against 0.05 ms for memory freed a
- * moment before). Every store gets the same treatment. */
-static void prefault_memory(uint64_t bytes) {
-  long page = sysconf(_SC_PAGESIZE);
-  unsigned char *p;
-  if (bytes == 0 || page <= 0)
-    return;
-  p = mmap(NULL, (size_t)bytes, PROT_READ | PROT_WRITE,
-           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED)
-    return;
-  for (uint64_t i = 0; i < bytes; i += (uint64_t)page)
-    p[i] = 1;
-  munmap(p, (size_t)bytes);
-}
-
 /* Combines the rounds of one store (rounds[k * stride], k < n) into out:
  * per workload, the round with the median value; a workload that failed
  * or is missing in any round is reported from that round. */
@@ -249,10 +226,8 @@ static int run_child(const bench_config *cfg, const bk_vtable *bk,
   if ((dir = malloc(len)) == NULL)
     return 1;
   snprintf(dir, len, "%s/%s", root, name);
-  /* Start every store with no dirty pages of the previous one queued, and
-   * with recently touched free memory. */
+  /* Start every store with no dirty pages of the previous one queued. */
   sync();
-  prefault_memory(cfg->prefault);
   if (pipe(fds) != 0) {
     perror(PROG ": pipe");
     free(dir);
