@@ -264,7 +264,7 @@ void bench_report_text(const bench_config *cfg, const bench_info *info,
   printf("scratch : %s (%s)\n", info->dir, info->fs);
   printf("data    : %llu records x (%zu-byte key + %zu-byte value) = %.1f "
          "MiB raw; fillsync %llu commits; readwhilewriting %d readers + 1 "
-         "writer; seed %llu; %.0f MiB prefaulted before each store\n",
+         "writer; seed %llu; %.0f MiB prefaulted before each timed workload\n",
          (unsigned long long)cfg->num, cfg->key_size, cfg->value_size,
          raw / 1048576.0, (unsigned long long)cfg->sync_num, cfg->threads,
          (unsigned long long)cfg->seed, (double)cfg->prefault / 1048576.0);
