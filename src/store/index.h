@@ -44,7 +44,7 @@ typedef void (*mapkv__hashes_at_fn)(void *ctx, const uint64_t *offsets,
 typedef struct mapkv__index {
   uint64_t *slots;
   uint8_t *ctrl;   /* control bytes, one per slot (after the slots) */
-  struct mmf *mem; /* the anonymous map holding slots */
+  struct mmf *mem; /* the anonymous map holding slots and ctrl */
   uint64_t mask;   /* slots - 1 */
   unsigned bits;   /* log2(slots) */
   uint64_t count;

@@ -848,11 +848,9 @@ int mapkv_get_view(mapkv_t *db, const void *key, size_t klen, const void **val,
  * memory latency, few enough that the group's lines stay in L1. */
 #define MANY_GROUP 16
 
-/* Fetches the lines of [p, p + n) ahead of their use (no fault: a hint). */
-static void prefetch_span(const uint8_t *p, uint64_t n) {
-  for (uint64_t i = 0; i < n; i += 64)
-    __builtin_prefetch(p + i);
-}
+/* Bytes of a candidate record fetched ahead: header, key and the start of
+ * the value of a small record. */
+#define MANY_AHEAD 192
 
 int mapkv_get_many(mapkv_t *db, size_t n, const void *const *keys,
                    const size_t *klens, const void **vals, size_t *vlens,
@@ -887,11 +885,10 @@ int mapkv_get_many(mapkv_t *db, size_t n, const void *const *keys,
         uint64_t off;
         mapkv__index_probe_start(&db->ix, hash[j], &p);
         off = mapkv__index_probe_next(&db->ix, &p);
-        if (off != 0 && off < end)
-          prefetch_span(db->base + off,
-                        end - off < MAPKV__REC_OVERHEAD + klens[g + j] + 64
-                            ? end - off
-                            : MAPKV__REC_OVERHEAD + klens[g + j] + 64);
+        /* A hint only (no fault), kept inside the log all the same. */
+        for (uint64_t b = 0; off != 0 && b < MANY_AHEAD && off + b < end;
+             b += 64)
+          __builtin_prefetch(db->base + off + b);
       }
       /* Stage 3: the lookups proper. */
       for (size_t j = 0; j < m; j++) {
