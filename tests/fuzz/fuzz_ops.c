@@ -5,7 +5,8 @@
  * The input is a program: two configuration bytes (sync mode, a small
  * address reservation so that writes can fail with MAPKV_EFULL, initial
  * size, small key/value limits), then operations with small keys and values
- * drawn from the input: put, get (with buffers too small, exact, larger),
+ * drawn from the input: put, get (with buffers too small, exact, larger;
+ * each get also checks mapkv_get_many of its key and two model keys),
  * del, exists, batch begin/put/del/commit/abort, cursor walks over a prefix,
  * a cursor kept open across writes, get_view pointers kept across writes,
  * sync, compact, verify, a second writer (must get MAPKV_ELOCKED), a
@@ -329,6 +330,36 @@ static void op_del(state *s, const uint8_t *k, size_t kn) {
     committed(s, &o, 1);
 }
 
+/* mapkv_get_many() of key and of the model's first and last keys (no
+ * input consumed, so that the meaning of existing seeds does not change):
+ * each answer as the model says. */
+static void check_many(state *s, const uint8_t *key, size_t kn) {
+  const void *keys[3], *vals[3];
+  size_t klens[3], vlens[3], m = 1;
+  int rcs[3];
+  keys[0] = key;
+  klens[0] = kn;
+  if (s->model.n > 0) {
+    const kv *a = &s->model.e[0], *b = &s->model.e[s->model.n - 1];
+    keys[m] = a->k;
+    klens[m++] = a->kn;
+    keys[m] = b->k;
+    klens[m++] = b->kn;
+  }
+  CHECK_RC(mapkv_get_many(s->db, m, keys, klens, vals, vlens, rcs), 0);
+  for (size_t i = 0; i < m; i++) {
+    const kv *e = kvset_find(&s->model, keys[i], klens[i]);
+    if (e == NULL) {
+      CHECK_RC(rcs[i], MAPKV_NOTFOUND);
+      FUZZ_CHECK(vals[i] == NULL && vlens[i] == 0);
+    } else {
+      CHECK_RC(rcs[i], 0);
+      FUZZ_CHECK(vlens[i] == e->vn &&
+                 (e->vn == 0 || memcmp(vals[i], e->v, e->vn) == 0));
+    }
+  }
+}
+
 static void op_get(state *s, fuzz_in *in) {
   size_t kn = gen_key(in, keybuf), n = 12345, cap;
   uint8_t how = fuzz_u8(in) % 4;
@@ -350,6 +381,7 @@ static void op_get(state *s, fuzz_in *in) {
     CHECK_RC(rc, 0);
     FUZZ_CHECK(n == want_n && (n == 0 || memcmp(getbuf, e->v, n) == 0));
   }
+  check_many(s, keybuf, kn);
 }
 
 static void batch_begin(state *s) {
