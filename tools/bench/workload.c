@@ -34,12 +34,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "bench.h"
+#include "mapkv/mmf.h"
 
 const char *const bench_workload_names[W_COUNT] = {
     "fillseq",      "fillrandom",      "overwrite", "readrandom",
@@ -267,21 +267,23 @@ static double proc_status_kb(const char *name) {
  * previous workload freed its memory. Every store gets the same. */
 static void touch_and_release(uint64_t bytes) {
   long page = sysconf(_SC_PAGESIZE);
+  mmf_t *m;
+  void *data;
   unsigned char *p;
-  if (bytes == 0 || page <= 0)
+  if (bytes == 0 || bytes > INT64_MAX || page <= 0 ||
+      mmf_open(&m, -1, (int64_t)bytes, MMF_MAP_PRIVATE,
+               MMF_PROT_READ | MMF_PROT_WRITE, MMF_ACCESS_DEFAULT, 0, 1) != 0)
     return;
-  p = mmap(NULL, (size_t)bytes, PROT_READ | PROT_WRITE,
-           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED)
-    return;
-#ifdef MADV_HUGEPAGE
+#ifdef MMF_MADV_HUGEPAGE
   /* In 2 MiB pages, which return to the kernel as 2 MiB blocks: the large
    * page-cache folios and huge pages of the stores are taken from those. */
-  madvise(p, (size_t)bytes, MADV_HUGEPAGE);
+  mmf_madvise(m, MMF_MADV_HUGEPAGE, 0, NULL);
 #endif
+  mmf_data(m, &data, NULL);
+  p = data;
   for (uint64_t i = 0; i < bytes; i += (uint64_t)page)
     p[i] = 1;
-  munmap(p, (size_t)bytes);
+  mmf_free(m);
 }
 
 /* Resets the process's peak RSS (VmHWM) to its current RSS. 0 or -1. */
