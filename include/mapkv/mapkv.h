@@ -141,7 +141,7 @@ typedef struct mapkv_options {
   mapkv_flush_hook_fn flush_hook;
   void *flush_hook_ctx;
   /** Keys the store is expected to hold: the index is sized for at least
-   * this many at open (8 / 0.75 bytes of memory per key, taken when
+   * this many at open (12 to 24 bytes of memory per key, taken when
    * touched), so that filling it never rehashes. Default 0: sized for what
    * the store holds, grown as needed. At most MAPKV_FILE_MAX / 24. */
   uint64_t expected_keys;

@@ -19,9 +19,10 @@
  *
  * Order on one store (the later workloads need the earlier ones' data):
  *   fillseq (own store, removed) — fillrandom (the load; untimed if not
- *   selected) — close — size — open — overwrite — readrandom — readmissing
- *   — multireadrandom — readseq — readwhilewriting — deleterandom — close,
- * removed — fillsync (own store, removed) — rss (peak of the whole child).
+ *   selected) — close — size — open — overwrite — readrandom —
+ *   readmissing — multireadrandom — readseq — readwhilewriting —
+ *   deleterandom — close, removed — fillsync (own store, removed) — rss
+ *   (peak of the whole child).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
