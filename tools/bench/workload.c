@@ -369,6 +369,20 @@ static void bad(run *r, bench_result *res, uint64_t number, const char *what) {
             what);
 }
 
+/* Checks the answer of a get of record idx (key number 2 * idx): found or
+ * not as its generation says, and then with its value. */
+static void check_read(run *r, bench_result *res, uint64_t idx, int found,
+                       const uint8_t *buf, size_t vl) {
+  if (r->gen[idx] == GEN_DELETED) {
+    if (found)
+      bad(r, res, 2 * idx, "deleted key found");
+  } else if (!found) {
+    bad(r, res, 2 * idx, "present key not found");
+  } else if (!value_ok(&r->g, 2 * idx, r->gen[idx], buf, vl)) {
+    bad(r, res, 2 * idx, "wrong value");
+  }
+}
+
 static char *store_dir(const char *base, const char *suffix) {
   size_t a = strlen(base), b = strlen(suffix);
   char *p = malloc(a + b + 1);
@@ -425,14 +439,7 @@ static void verify_sample(run *r, void *db, bench_result *res, uint64_t n,
         note(res, "get failed while verifying");
         break;
       }
-      if (r->gen[idx] == GEN_DELETED) {
-        if (rc != 0)
-          bad(r, res, 2 * idx, "deleted key found");
-      } else if (rc != 1) {
-        bad(r, res, 2 * idx, "present key not found");
-      } else if (!value_ok(&r->g, 2 * idx, r->gen[idx], buf, vl)) {
-        bad(r, res, 2 * idx, "wrong value");
-      }
+      check_read(r, res, idx, rc == 1, buf, vl);
     }
   }
   if (rd != NULL)
@@ -516,13 +523,8 @@ static void read_random(run *r, bench_result *res, int missing) {
     if (missing) {
       if (rc != 0)
         bad(r, res, number, "absent key found");
-    } else if (r->gen[idx] == GEN_DELETED) {
-      if (rc != 0)
-        bad(r, res, number, "deleted key found");
-    } else if (rc != 1) {
-      bad(r, res, number, "present key not found");
-    } else if (!value_ok(&r->g, number, r->gen[idx], buf, vl)) {
-      bad(r, res, number, "wrong value");
+    } else {
+      check_read(r, res, idx, rc == 1, buf, vl);
     }
   }
   t1 = bench_now();
@@ -583,17 +585,8 @@ static void multi_read(run *r, bench_result *res) {
         found[j] = rc;
       }
     }
-    for (size_t j = 0; j < m; j++) {
-      uint64_t number = 2 * idx[j];
-      if (r->gen[idx[j]] == GEN_DELETED) {
-        if (found[j])
-          bad(r, res, number, "deleted key found");
-      } else if (!found[j]) {
-        bad(r, res, number, "present key not found");
-      } else if (!value_ok(&r->g, number, r->gen[idx[j]], bufs[j], vlens[j])) {
-        bad(r, res, number, "wrong value");
-      }
-    }
+    for (size_t j = 0; j < m; j++)
+      check_read(r, res, idx[j], found[j], bufs[j], vlens[j]);
     i += m;
   }
 done:
