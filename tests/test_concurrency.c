@@ -498,14 +498,14 @@ static void *writer2(void *p) {
         continue;
       }
       a->records += 3;
-      a->bytes += (24 + kl + vl) + (24 + skl + svl) + (24 + 8);
+      a->bytes += (30 + kl + vl) + (30 + skl + svl) + (30 + 8);
     } else {
       if (mapkv_put(a->db, k, kl, v, vl) != 0) {
         a->failures++;
         continue;
       }
       a->records += 1;
-      a->bytes += 24 + kl + vl;
+      a->bytes += 30 + kl + vl;
     }
   }
   return NULL;

@@ -114,7 +114,7 @@ typedef unsigned long long ull;
 #define KEY_CAP       48
 #define VAL_CAP       8192  /* largest value is 7499 bytes */
 #define HDR_PAGE      4096u /* FORMAT.md: the header page */
-#define REC_OVERHEAD  24u   /* FORMAT.md: 16-byte head + 8-byte checksum */
+#define REC_OVERHEAD  30u   /* FORMAT.md: 22-byte head + 8-byte checksum */
 #define COMMIT_REC    32u   /* a COMMIT record */
 #define READY_TIMEOUT 60000 /* ms a writer may take to open the store */
 

@@ -30,7 +30,7 @@ static const uint8_t MAGIC[8] = {0x4D, 0x41, 0x50, 0x4B,
 static mapkv__header sample_header(void) {
   mapkv__header h;
   memset(&h, 0, sizeof h);
-  h.version = 1;
+  h.version = 2;
   h.page_size = 4096;
   h.flags = MAPKV__HF_CLEAN;
   h.file_id = 0x0102030405060708ull;
@@ -40,6 +40,9 @@ static mapkv__header sample_header(void) {
   h.live_records = 0x4142434445464748ull;
   h.live_bytes = 0x5152535455565758ull;
   h.created = 0x6162636465666768ull;
+  h.max_key = 0x0000A1A2u;
+  h.max_value = 0x71727374u;
+  h.sealed_end = 0x0000818283848586ull;
   return h;
 }
 
@@ -54,6 +57,9 @@ static void assert_header_eq(const mapkv__header *a, const mapkv__header *b) {
   assert_true(a->live_records == b->live_records);
   assert_true(a->live_bytes == b->live_bytes);
   assert_true(a->created == b->created);
+  assert_int_equal(a->max_key, b->max_key);
+  assert_int_equal(a->max_value, b->max_value);
+  assert_true(a->sealed_end == b->sealed_end);
 }
 
 /* A header page (exactly 4096 heap bytes) with copy A = *a, copy B = *b. */
@@ -98,11 +104,11 @@ static void test_header_roundtrip(void **state) {
   mapkv__header h = sample_header(), out;
   uint8_t *p = page_with(&h, &h);
   memset(&out, 0xAA, sizeof out);
-  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out), 0);
+  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, NULL, NULL), 0);
   assert_header_eq(&out, &h);
 
   /* Extreme values survive too. */
-  h.page_size = UINT32_MAX;
+  h.page_size = 1u << 30;
   h.flags = 0;
   h.file_id = UINT64_MAX;
   h.generation = 0;
@@ -111,9 +117,20 @@ static void test_header_roundtrip(void **state) {
   h.live_records = 0;
   h.live_bytes = UINT64_MAX;
   h.created = 1;
+  h.sealed_end = UINT64_MAX;
+  h.max_key = MAPKV_KEY_MAX;
+  h.max_value = MAPKV_VALUE_MAX;
   mapkv__header_encode(p, &h);
   mapkv__header_encode(p + MAPKV__HDR_COPY_B, &h);
-  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out), 0);
+  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, NULL, NULL), 0);
+  assert_header_eq(&out, &h);
+  h.page_size = 512;
+  h.sealed_end = 4096;
+  h.max_key = 1;
+  h.max_value = 1;
+  mapkv__header_encode(p, &h);
+  mapkv__header_encode(p + MAPKV__HDR_COPY_B, &h);
+  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, NULL, NULL), 0);
   assert_header_eq(&out, &h);
 
   /* A longer buffer (the whole mapped file) decodes the same. */
@@ -121,7 +138,7 @@ static void test_header_roundtrip(void **state) {
   assert_non_null(big);
   memcpy(big, p, MAPKV__HDR_PAGE);
   memset(big + MAPKV__HDR_PAGE, 0x5A, 2 * MAPKV__HDR_PAGE);
-  assert_int_equal(mapkv__header_decode(big, 3 * MAPKV__HDR_PAGE, &out), 0);
+  assert_int_equal(mapkv__header_decode(big, 3 * MAPKV__HDR_PAGE, &out, NULL, NULL), 0);
   assert_header_eq(&out, &h);
   free(big);
   free(p);
@@ -137,8 +154,8 @@ static void test_header_layout(void **state) {
   /* Magic, literally. */
   assert_memory_equal(b, MAGIC, 8);
   assert_memory_equal(b, "MAPKV\0\x1a\n", 8);
-  /* version 1 at 8, data start 4096 at 12, page size at 16, flags at 20. */
-  static const uint8_t v_ds_ps_fl[16] = {1, 0,    0, 0, 0x00, 0x10, 0, 0,
+  /* version 2 at 8, data start 4096 at 12, page size at 16, flags at 20. */
+  static const uint8_t v_ds_ps_fl[16] = {2, 0,    0, 0, 0x00, 0x10, 0, 0,
                                          0, 0x10, 0, 0, 1,    0,    0, 0};
   assert_memory_equal(b + 8, v_ds_ps_fl, 16);
   /* file id at 24, little-endian. */
@@ -154,8 +171,14 @@ static void test_header_layout(void **state) {
   assert_true(mapkv__get_le(b + 64, 8) == h.live_bytes);
   assert_true(mapkv__get_le(b + 72, 8) == h.created);
   assert_int_equal(b[72], 0x68);
-  /* Reserved 80..119 is zero. */
-  for (int i = 80; i < 120; i++)
+  /* The store's key limit at 80, its value limit at 84 (u32). */
+  static const uint8_t limits[8] = {0xA2, 0xA1, 0, 0, 0x74, 0x73, 0x72, 0x71};
+  assert_memory_equal(b + 80, limits, 8);
+  /* The sealed end at 88 (u64). */
+  assert_true(mapkv__get_le(b + 88, 8) == h.sealed_end);
+  assert_int_equal(b[88], 0x86);
+  /* Reserved 96..119 is zero. */
+  for (int i = 96; i < 120; i++)
     assert_int_equal(b[i], 0);
   /* Checksum at 120 = XXH3_64bits of bytes 0..119. */
   assert_true(mapkv__get_le(b + 120, 8) == XXH3_64bits(b, 120));
@@ -164,13 +187,18 @@ static void test_header_layout(void **state) {
     assert_int_equal(b[i], 0xEE);
 
   /* The data start written is always 4096, whatever the struct says. */
-  h.version = 1;
   h.page_size = 65536;
   h.flags = 0;
   mapkv__header_encode(b, &h);
   assert_true(mapkv__get_le(b + 12, 4) == 4096);
   assert_true(mapkv__get_le(b + 16, 4) == 65536);
   assert_true(mapkv__get_le(b + 20, 4) == 0);
+
+  /* Version 1 has no limits: bytes 80..119 are zero. */
+  h.version = 1;
+  mapkv__header_encode(b, &h);
+  for (int i = 80; i < 120; i++)
+    assert_int_equal(b[i], 0);
 }
 
 static void test_header_copy_a_damaged_uses_b(void **state) {
@@ -182,14 +210,14 @@ static void test_header_copy_a_damaged_uses_b(void **state) {
   uint8_t *p = page_with(&a, &b);
 
   /* Intact A wins over a different intact B. */
-  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out), 0);
+  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, NULL, NULL), 0);
   assert_header_eq(&out, &a);
 
   /* Any single-bit damage anywhere in copy A: B is used. */
   for (unsigned bit = 0; bit < MAPKV__HDR_SIZE * 8; bit++) {
     p[bit / 8] ^= (uint8_t)(1u << (bit % 8));
     memset(&out, 0, sizeof out);
-    int rc = mapkv__header_decode(p, MAPKV__HDR_PAGE, &out);
+    int rc = mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, NULL, NULL);
     if (rc != 0)
       fail_msg("bit %u of copy A: rc %d (%s)", bit, rc, mapkv_errmsg());
     assert_header_eq(&out, &b);
@@ -198,13 +226,13 @@ static void test_header_copy_a_damaged_uses_b(void **state) {
 
   /* Copy A zeroed entirely (a torn write of the first page half). */
   memset(p, 0, MAPKV__HDR_SIZE);
-  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out), 0);
+  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, NULL, NULL), 0);
   assert_header_eq(&out, &b);
 
   /* A intact, B damaged: A. */
   mapkv__header_encode(p, &a);
   p[MAPKV__HDR_COPY_B + 33] ^= 1;
-  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out), 0);
+  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, NULL, NULL), 0);
   assert_header_eq(&out, &a);
   free(p);
 }
@@ -215,7 +243,7 @@ static void test_header_both_damaged(void **state) {
   uint8_t *p = page_with(&h, &h);
   p[32] ^= 0x01;                      /* generation of A */
   p[MAPKV__HDR_COPY_B + 100] ^= 0x80; /* reserved byte of B */
-  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out),
+  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, NULL, NULL),
                    MAPKV_ECORRUPT);
   assert_true(strlen(mapkv_errmsg()) > 0);
 
@@ -224,19 +252,19 @@ static void test_header_both_damaged(void **state) {
   mapkv__header_encode(p + MAPKV__HDR_COPY_B, &h);
   p[120] ^= 0x10;
   p[MAPKV__HDR_COPY_B + 127] ^= 0x10;
-  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out),
+  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, NULL, NULL),
                    MAPKV_ECORRUPT);
 
   /* A zeroed, B damaged: B still has the magic, so it is a damaged store. */
   memset(p, 0, MAPKV__HDR_SIZE);
-  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out),
+  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, NULL, NULL),
                    MAPKV_ECORRUPT);
 
   /* A damaged, B zeroed. */
   mapkv__header_encode(p, &h);
   p[50] ^= 0x04;
   memset(p + MAPKV__HDR_COPY_B, 0, MAPKV__HDR_SIZE);
-  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out),
+  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, NULL, NULL),
                    MAPKV_ECORRUPT);
   free(p);
 }
@@ -248,12 +276,12 @@ static void test_header_not_a_store(void **state) {
   assert_non_null(p);
 
   /* All zeros. */
-  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out),
+  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, NULL, NULL),
                    MAPKV_ENOTDB);
   assert_true(strlen(mapkv_errmsg()) > 0);
   /* Text. */
   memset(p, 'x', MAPKV__HDR_PAGE);
-  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out),
+  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, NULL, NULL),
                    MAPKV_ENOTDB);
   /* Magic with one byte wrong in both places. */
   mapkv__header h = sample_header();
@@ -261,7 +289,7 @@ static void test_header_not_a_store(void **state) {
   mapkv__header_encode(p + MAPKV__HDR_COPY_B, &h);
   p[7] = 0x0B;
   p[MAPKV__HDR_COPY_B + 0] = 'm';
-  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out),
+  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, NULL, NULL),
                    MAPKV_ENOTDB);
   free(p);
 
@@ -270,12 +298,12 @@ static void test_header_not_a_store(void **state) {
     uint8_t *q = malloc(n > 0 ? n : 1);
     assert_non_null(q);
     memset(q, 0x33, n);
-    assert_int_equal(mapkv__header_decode(q, n, &out), MAPKV_ENOTDB);
+    assert_int_equal(mapkv__header_decode(q, n, &out, NULL, NULL), MAPKV_ENOTDB);
     free(q);
   }
   /* Seven bytes of the magic are not the magic. */
   uint8_t *q = exact_copy(MAGIC, 7);
-  assert_int_equal(mapkv__header_decode(q, 7, &out), MAPKV_ENOTDB);
+  assert_int_equal(mapkv__header_decode(q, 7, &out, NULL, NULL), MAPKV_ENOTDB);
   free(q);
 }
 
@@ -287,7 +315,7 @@ static void test_header_truncated(void **state) {
   /* Magic at 0, fewer than 4096 bytes: every length 8..4095, exact-size. */
   for (size_t n = 8; n < MAPKV__HDR_PAGE; n++) {
     uint8_t *q = exact_copy(page, n);
-    int rc = mapkv__header_decode(q, n, &out);
+    int rc = mapkv__header_decode(q, n, &out, NULL, NULL);
     if (rc != MAPKV_ETRUNCATED)
       fail_msg("len %zu: rc %d", n, rc);
     free(q);
@@ -298,12 +326,12 @@ static void test_header_truncated(void **state) {
   memset(page, 0, MAPKV__HDR_SIZE);
   for (size_t n = MAPKV__HDR_COPY_B + 8; n < MAPKV__HDR_PAGE; n += 7) {
     uint8_t *q = exact_copy(page, n);
-    assert_int_equal(mapkv__header_decode(q, n, &out), MAPKV_ETRUNCATED);
+    assert_int_equal(mapkv__header_decode(q, n, &out, NULL, NULL), MAPKV_ETRUNCATED);
     free(q);
   }
   /* ...and only the full page decodes (from B). */
   uint8_t *q = exact_copy(page, MAPKV__HDR_PAGE);
-  assert_int_equal(mapkv__header_decode(q, MAPKV__HDR_PAGE, &out), 0);
+  assert_int_equal(mapkv__header_decode(q, MAPKV__HDR_PAGE, &out, NULL, NULL), 0);
   assert_header_eq(&out, &h);
   free(q);
   free(page);
@@ -312,35 +340,53 @@ static void test_header_truncated(void **state) {
 static void test_header_version(void **state) {
   (void)state;
   mapkv__header h = sample_header(), out;
-  h.version = 2;
+  h.version = 3;
   uint8_t *p = page_with(&h, &h);
-  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out),
+  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, NULL, NULL),
                    MAPKV_EVERSION);
-  assert_non_null(strstr(mapkv_errmsg(), "2"));
+  assert_non_null(strstr(mapkv_errmsg(), "3"));
 
   h.version = UINT32_MAX;
   mapkv__header_encode(p, &h);
   mapkv__header_encode(p + MAPKV__HDR_COPY_B, &h);
-  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out),
+  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, NULL, NULL),
                    MAPKV_EVERSION);
 
-  /* Version 1 is MAPKV_FORMAT_VERSION. */
-  assert_int_equal(MAPKV_FORMAT_VERSION, 1);
+  /* Version 2 is MAPKV_FORMAT_VERSION; version 1 headers still decode
+   * (their limits read as 0: none recorded). */
+  assert_int_equal(MAPKV_FORMAT_VERSION, 2);
+  h.version = 1;
+  mapkv__header_encode(p, &h);
+  mapkv__header_encode(p + MAPKV__HDR_COPY_B, &h);
+  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, NULL, NULL),
+                   0);
+  assert_int_equal(out.version, 1);
+  assert_int_equal(out.max_key, 0);
+  assert_int_equal(out.max_value, 0);
+  /* ... and their sealed end is a clean close's data end, else 4096. */
+  assert_true(out.sealed_end == h.data_end);
+  h.flags = 0;
+  mapkv__header_encode(p, &h);
+  mapkv__header_encode(p + MAPKV__HDR_COPY_B, &h);
+  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, NULL, NULL),
+                   0);
+  assert_true(out.sealed_end == 4096);
+  h.flags = MAPKV__HF_CLEAN;
   /* Version 0 never was a format: refused. */
   h.version = 0;
   mapkv__header_encode(p, &h);
   mapkv__header_encode(p + MAPKV__HDR_COPY_B, &h);
-  assert_int_not_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out), 0);
+  assert_int_not_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, NULL, NULL), 0);
 
   /* A data start other than 4096 (re-checksummed) is refused. */
-  h.version = 1;
+  h.version = 2;
   mapkv__header_encode(p, &h);
   mapkv__header_encode(p + MAPKV__HDR_COPY_B, &h);
   mapkv__put_le(p + 12, 8192, 4);
   rechecksum(p);
   mapkv__put_le(p + MAPKV__HDR_COPY_B + 12, 8192, 4);
   rechecksum(p + MAPKV__HDR_COPY_B);
-  assert_int_not_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out), 0);
+  assert_int_not_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, NULL, NULL), 0);
   free(p);
 }
 
@@ -350,15 +396,15 @@ static void test_header_version_message_from_b(void **state) {
   (void)state;
   mapkv__header a = sample_header(), b = sample_header(), out;
   char msg[512];
-  b.version = 2;
+  b.version = 3;
   uint8_t *p = page_with(&a, &b);
   p[40] ^= 0xFF; /* damage copy A's data end */
-  int rc = mapkv__header_decode(p, MAPKV__HDR_PAGE, &out);
+  int rc = mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, NULL, NULL);
   free(p);
   snprintf(msg, sizeof msg, "%s", mapkv_errmsg());
   assert_int_equal(rc, MAPKV_EVERSION);
-  if (strstr(msg, "version 2 ") == NULL)
-    fail_msg("message does not name the newer version 2: \"%s\"", msg);
+  if (strstr(msg, "version 3 ") == NULL)
+    fail_msg("message does not name the newer version 3: \"%s\"", msg);
 }
 
 /* An intact copy A of a newer version refuses the file even when copy B is
@@ -367,19 +413,106 @@ static void test_header_version_message_from_b(void **state) {
 static void test_header_newer_copy_a_wins(void **state) {
   (void)state;
   mapkv__header a = sample_header(), b = sample_header(), out;
-  a.version = 3;
+  a.version = 4;
   uint8_t *p = page_with(&a, &b);
-  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out),
+  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, NULL, NULL),
                    MAPKV_EVERSION);
-  assert_non_null(strstr(mapkv_errmsg(), "version 3 "));
-  p[40] ^= 0xFF; /* now copy A is damaged: B (version 1) is used */
-  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out), 0);
-  assert_int_equal(out.version, 1);
+  assert_non_null(strstr(mapkv_errmsg(), "version 4 "));
+  p[40] ^= 0xFF; /* now copy A is damaged: B (version 2) is used */
+  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, NULL, NULL), 0);
+  assert_int_equal(out.version, 2);
   assert_header_eq(&out, &b);
   /* Both damaged, one claiming a newer version: refused as newer. */
   p[MAPKV__HDR_COPY_B + 40] ^= 0xFF;
-  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out),
+  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, NULL, NULL),
                    MAPKV_EVERSION);
+  free(p);
+}
+
+/* Every field FORMAT.md restricts, set (under a valid checksum) to a value
+ * it forbids: the copy counts as damaged, so the other copy is used, and
+ * with both copies so the store is refused as damaged. */
+static void test_header_forbidden_fields(void **state) {
+  (void)state;
+  struct {
+    unsigned off, size;
+    uint64_t value;
+    const char *what;
+  } bad[] = {
+      {8, 4, 0, "version 0"},
+      {12, 4, 0, "data start 0"},
+      {12, 4, 8192, "data start 8192"},
+      {16, 4, 0, "page size 0"},
+      {16, 4, 4095, "page size not a power of two"},
+      {16, 4, 256, "page size below 512"},
+      {16, 4, 1u << 31, "page size above 1 GiB"},
+      {20, 4, 2, "flag bit 1"},
+      {20, 4, 0x80000000u, "flag bit 31"},
+      {20, 4, 0xFFFFFFFFu, "all flag bits"},
+      {24, 8, 0, "file id 0"},
+      {40, 8, 0, "clean with data end 0"},
+      {40, 8, 4095, "clean with data end before the first record"},
+      {80, 4, 0, "key limit 0"},
+      {80, 4, MAPKV_KEY_MAX + 1u, "key limit above the format's"},
+      {84, 4, 0, "value limit 0"},
+      {84, 4, MAPKV_VALUE_MAX + 1u, "value limit above the format's"},
+      {88, 8, 0, "sealed end 0"},
+      {88, 8, 4095, "sealed end before the first record"},
+      {88, 8, 4097, "clean, sealed end after the data end"},
+      {96, 1, 1, "reserved byte 96"},
+      {119, 1, 0x80, "reserved byte 119"},
+  };
+  mapkv__header h = sample_header(), out, other;
+  h.data_end = 4096;
+  h.sealed_end = 4096;
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    mapkv__header alt = h;
+    int has_other = 7;
+    alt.generation = 99;
+    uint8_t *p = page_with(&h, &alt);
+    mapkv__put_le(p + bad[i].off, bad[i].value, bad[i].size);
+    rechecksum(p);
+    int rc = mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, &other, &has_other);
+    if (rc != 0 || out.generation != 99 || has_other != 0)
+      fail_msg("%s in copy A: rc %d, generation %llu, has_other %d",
+               bad[i].what, rc, (unsigned long long)out.generation, has_other);
+    memcpy(p + MAPKV__HDR_COPY_B, p, MAPKV__HDR_SIZE);
+    rc = mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, NULL, NULL);
+    if (rc != MAPKV_ECORRUPT)
+      fail_msg("%s in both copies: rc %d", bad[i].what, rc);
+    free(p);
+  }
+  /* Without CLEAN the data end is a bound, not exact: any value decodes,
+   * and so does a sealed end after it. */
+  h.flags = 0;
+  h.data_end = 0;
+  h.sealed_end = 8192;
+  uint8_t *p = page_with(&h, &h);
+  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, NULL, NULL),
+                   0);
+  free(p);
+}
+
+/* Two intact copies that differ are both handed out, so that the log can
+ * tell which one belongs to it; equal copies are not. */
+static void test_header_two_intact_copies(void **state) {
+  (void)state;
+  mapkv__header a = sample_header(), b = sample_header(), out, other;
+  int has_other = -1;
+  uint8_t *p = page_with(&a, &a);
+  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, &other,
+                                        &has_other),
+                   0);
+  assert_int_equal(has_other, 0);
+  free(p);
+  b.file_id = 0x99;
+  p = page_with(&a, &b);
+  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, &other,
+                                        &has_other),
+                   0);
+  assert_int_equal(has_other, 1);
+  assert_header_eq(&out, &a);
+  assert_header_eq(&other, &b);
   free(p);
 }
 
@@ -394,7 +527,7 @@ static uint8_t *encode_rec(uint8_t type, uint8_t flags, uint64_t seq,
   uint8_t *p = malloc(size);
   assert_non_null(p);
   uint64_t w =
-      mapkv__rec_encode(p, type, flags, seq, key, klen, val, vlen, fid);
+      mapkv__rec_encode(p, type, flags, seq, 0, key, klen, val, vlen, fid);
   assert_true(w == size);
   *n = size;
   return p;
@@ -432,13 +565,13 @@ static void test_rec_roundtrip(void **state) {
 
   p = encode_rec(MAPKV__T_PUT, MAPKV__F_FIRST | MAPKV__F_LAST, 1, "hello", 5,
                  "world!", 6, FID, &n);
-  assert_int_equal(n, 24 + 5 + 6);
+  assert_int_equal(n, 30 + 5 + 6);
   check_rec(p, n, MAPKV__T_PUT, MAPKV__F_FIRST | MAPKV__F_LAST, 1, "hello", 5,
             "world!", 6);
   free(p);
 
   p = encode_rec(MAPKV__T_PUT, MAPKV__F_FIRST, 42, NULL, 0, NULL, 0, FID, &n);
-  assert_int_equal(n, 24);
+  assert_int_equal(n, 30);
   check_rec(p, n, MAPKV__T_PUT, MAPKV__F_FIRST, 42, NULL, 0, NULL, 0);
   free(p);
 
@@ -462,7 +595,7 @@ static void test_rec_roundtrip(void **state) {
 
   uint8_t cv[8] = {3, 0, 0, 0, 0, 0, 0, 0};
   p = encode_rec(MAPKV__T_COMMIT, MAPKV__F_LAST, 1000, NULL, 0, cv, 8, FID, &n);
-  assert_int_equal(n, 32);
+  assert_int_equal(n, 38);
   check_rec(p, n, MAPKV__T_COMMIT, MAPKV__F_LAST, 1000, NULL, 0, cv, 8);
   free(p);
 
@@ -476,7 +609,7 @@ static void test_rec_roundtrip(void **state) {
     val[i] = (uint8_t)(255 - i);
   p = encode_rec(MAPKV__T_PUT, MAPKV__F_FIRST | MAPKV__F_LAST, 9, key,
                  MAPKV_KEY_MAX, val, sizeof val, FID, &n);
-  assert_int_equal(n, 24 + 65535 + 300);
+  assert_int_equal(n, 30 + 65535 + 300);
   assert_int_equal(p[4], 0xFF);
   assert_int_equal(p[5], 0xFF);
   check_rec(p, n, MAPKV__T_PUT, MAPKV__F_FIRST | MAPKV__F_LAST, 9, key,
@@ -499,13 +632,13 @@ static void test_rec_consecutive(void **state) {
   uint8_t buf[256];
   memset(buf, 0, sizeof buf);
   uint64_t at = 0;
-  at += mapkv__rec_encode(buf + at, MAPKV__T_PUT, MAPKV__F_FIRST, 5, "a", 1,
+  at += mapkv__rec_encode(buf + at, MAPKV__T_PUT, MAPKV__F_FIRST, 5, 0, "a", 1,
                           "1", 1, FID);
-  at += mapkv__rec_encode(buf + at, MAPKV__T_DEL, 0, 6, "bb", 2, NULL, 0, FID);
+  at += mapkv__rec_encode(buf + at, MAPKV__T_DEL, 0, 6, 0, "bb", 2, NULL, 0, FID);
   uint8_t cv[8] = {2, 0, 0, 0, 0, 0, 0, 0};
-  at += mapkv__rec_encode(buf + at, MAPKV__T_COMMIT, MAPKV__F_LAST, 7, NULL, 0,
+  at += mapkv__rec_encode(buf + at, MAPKV__T_COMMIT, MAPKV__F_LAST, 7, 0, NULL, 0,
                           cv, 8, FID);
-  assert_true(at == 26 + 26 + 32);
+  assert_true(at == 32 + 32 + 38);
 
   static const uint8_t types[3] = {MAPKV__T_PUT, MAPKV__T_DEL, MAPKV__T_COMMIT};
   uint64_t pos = 0;
@@ -526,49 +659,53 @@ static void test_rec_layout(void **state) {
   (void)state;
   uint8_t b[64];
   memset(b, 0xEE, sizeof b);
-  uint64_t n =
-      mapkv__rec_encode(b, MAPKV__T_PUT, MAPKV__F_FIRST | MAPKV__F_LAST,
-                        0x123456789ABCull, "ab", 2, "xyz", 3, FID);
-  assert_true(n == 29);
-  static const uint8_t head[21] = {0xB7, 0x6B, /* marker */
-                                   0x01,       /* type PUT */
-                                   0x03,       /* flags FIRST|LAST */
-                                   0x02, 0x00, /* key length */
-                                   0x03, 0x00, 0x00, 0x00, /* value length */
-                                   0xBC, 0x9A, 0x78, 0x56, 0x34,
-                                   0x12, /* 48-bit sequence */
-                                   'a',  'b',  'x',  'y',  'z'};
+  uint64_t n = mapkv__rec_encode(b, MAPKV__T_PUT, MAPKV__F_FIRST | MAPKV__F_LAST,
+                                 0x123456789ABCull, 0xA1B2C3D4E5F6ull, "ab", 2,
+                                 "xyz", 3, FID);
+  assert_true(n == 35);
+  static const uint8_t head[27] = {
+      0xB7, 0x6B,                         /* marker */
+      0x01,                               /* type PUT */
+      0x03,                               /* flags FIRST|LAST */
+      0x02, 0x00,                         /* key length */
+      0x03, 0x00, 0x00, 0x00,             /* value length */
+      0xBC, 0x9A, 0x78, 0x56, 0x34, 0x12, /* 48-bit sequence */
+      0xF6, 0xE5, 0xD4, 0xC3, 0xB2, 0xA1, /* 48-bit prev */
+      'a',  'b',  'x',  'y',  'z'};
   assert_memory_equal(b, head, sizeof head);
-  uint64_t sum = XXH3_64bits_withSeed(b, 21, FID);
+  uint64_t sum = XXH3_64bits_withSeed(b, 27, FID);
   for (int i = 0; i < 8; i++)
-    assert_int_equal(b[21 + i], (uint8_t)(sum >> (8 * i)));
-  /* Exactly 29 bytes are written. */
-  for (size_t i = 29; i < sizeof b; i++)
+    assert_int_equal(b[27 + i], (uint8_t)(sum >> (8 * i)));
+  /* Exactly 35 bytes are written. */
+  for (size_t i = 35; i < sizeof b; i++)
     assert_int_equal(b[i], 0xEE);
   assert_int_equal(mapkv__marker[0], 0xB7);
   assert_int_equal(mapkv__marker[1], 0x6B);
+  mapkv__rec r;
+  assert_int_equal(mapkv__rec_decode(b, 35, FID, 1, &r), MAPKV__REC_OK);
+  assert_true(r.prev == 0xA1B2C3D4E5F6ull);
 
   /* Other types, lengths and the sequence's top byte. */
   memset(b, 0xEE, sizeof b);
   uint8_t cv[8] = {9, 0, 0, 0, 0, 0, 0, 0};
-  n = mapkv__rec_encode(b, MAPKV__T_COMMIT, MAPKV__F_LAST, MAPKV__SEQ_MAX, NULL,
-                        0, cv, 8, 0);
-  assert_true(n == 32);
-  static const uint8_t chead[24] = {
-      0xB7, 0x6B, 3,    2,    0, 0, 8, 0, 0, 0, 0xFF, 0xFF,
-      0xFF, 0xFF, 0xFF, 0xFF, 9, 0, 0, 0, 0, 0, 0,    0};
+  n = mapkv__rec_encode(b, MAPKV__T_COMMIT, MAPKV__F_LAST, MAPKV__SEQ_MAX, 0,
+                        NULL, 0, cv, 8, 0);
+  assert_true(n == 38);
+  static const uint8_t chead[30] = {
+      0xB7, 0x6B, 3, 2, 0, 0, 8, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+      0xFF, 0,    0, 0, 0, 0, 0, 9, 0, 0, 0, 0,    0,    0,    0};
   assert_memory_equal(b, chead, sizeof chead);
-  assert_true(mapkv__get_le(b + 24, 8) == XXH3_64bits_withSeed(b, 24, 0));
-  assert_int_equal(b[32], 0xEE);
+  assert_true(mapkv__get_le(b + 30, 8) == XXH3_64bits_withSeed(b, 30, 0));
+  assert_int_equal(b[38], 0xEE);
 
   /* A key length above 255 and a value length above 65535 are LE. */
-  size_t big = 24 + 300 + 70000;
+  size_t big = 30 + 300 + 70000;
   uint8_t *q = calloc(1, big);
   uint8_t *kv = calloc(1, 70000);
   assert_non_null(q);
   assert_non_null(kv);
-  assert_true(
-      mapkv__rec_encode(q, MAPKV__T_PUT, 0, 1, kv, 300, kv, 70000, FID) == big);
+  assert_true(mapkv__rec_encode(q, MAPKV__T_PUT, 0, 1, 0, kv, 300, kv, 70000,
+                                FID) == big);
   assert_int_equal(q[4], 300 & 0xFF);
   assert_int_equal(q[5], 300 >> 8);
   assert_int_equal(q[6], 70000 & 0xFF);
@@ -579,6 +716,66 @@ static void test_rec_layout(void **state) {
               XXH3_64bits_withSeed(q, big - 8, FID));
   free(kv);
   free(q);
+}
+
+/* prev is 0 or a record offset (at least 4096), and 0 in a COMMIT. */
+static void test_rec_prev(void **state) {
+  (void)state;
+  uint8_t b[64];
+  uint8_t cv[8] = {2, 0, 0, 0, 0, 0, 0, 0};
+  mapkv__rec r;
+  static const uint64_t ok[] = {0, 4096, 4097, 1ull << 40, MAPKV__PREV_MAX};
+  for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+    uint64_t n =
+        mapkv__rec_encode(b, MAPKV__T_DEL, 0, 5, ok[i], "k", 1, NULL, 0, FID);
+    assert_int_equal(mapkv__rec_decode(b, n, FID, 1, &r), MAPKV__REC_OK);
+    assert_true(r.prev == ok[i]);
+  }
+  /* Offsets inside the header page, under a valid checksum. */
+  static const uint64_t bad[] = {1, 100, 4095};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    uint64_t n = mapkv__rec_encode(b, MAPKV__T_PUT, 0, 5, 0, "k", 1, "v", 1, FID);
+    mapkv__put_le(b + 16, bad[i], 6);
+    mapkv__put_le(b + n - 8, XXH3_64bits_withSeed(b, n - 8, FID), 8);
+    assert_int_equal(mapkv__rec_decode(b, n, FID, 1, &r), MAPKV__REC_BADHEAD);
+  }
+  /* A COMMIT with a prev. */
+  uint64_t n =
+      mapkv__rec_encode(b, MAPKV__T_COMMIT, MAPKV__F_LAST, 9, 0, NULL, 0, cv, 8,
+                        FID);
+  mapkv__put_le(b + 16, 8192, 6);
+  mapkv__put_le(b + n - 8, XXH3_64bits_withSeed(b, n - 8, FID), 8);
+  assert_int_equal(mapkv__rec_decode(b, n, FID, 1, &r), MAPKV__REC_BADHEAD);
+}
+
+/* Version 1 records: the key follows the sequence number, no prev. */
+static void test_rec_v1(void **state) {
+  (void)state;
+  uint8_t b[64];
+  mapkv__rec r;
+  memset(b, 0, sizeof b);
+  b[0] = 0xB7;
+  b[1] = 0x6B;
+  b[2] = MAPKV__T_PUT;
+  b[3] = MAPKV__F_FIRST | MAPKV__F_LAST;
+  mapkv__put_le(b + 4, 2, 2);
+  mapkv__put_le(b + 6, 3, 4);
+  mapkv__put_le(b + 10, 77, 6);
+  memcpy(b + 16, "abxyz", 5);
+  mapkv__put_le(b + 21, XXH3_64bits_withSeed(b, 21, FID), 8);
+  assert_int_equal(mapkv__rec_decode_v1(b, 29, FID, 1, &r), MAPKV__REC_OK);
+  assert_true(r.size == 29 && r.seq == 77 && r.prev == 0);
+  assert_memory_equal(r.key, "ab", 2);
+  assert_memory_equal(r.val, "xyz", 3);
+  assert_int_equal(mapkv__rec_head(1), 16);
+  assert_int_equal(mapkv__rec_head(2), MAPKV__REC_HEAD);
+  /* Read as version 2 it is something else. */
+  assert_int_not_equal(mapkv__rec_decode(b, 29, FID, 1, &r), MAPKV__REC_OK);
+  /* Every prefix is short, and a flipped bit is caught. */
+  for (size_t a = 1; a < 29; a++)
+    assert_int_equal(mapkv__rec_decode_v1(b, a, FID, 1, &r), MAPKV__REC_SHORT);
+  b[17] ^= 1;
+  assert_int_equal(mapkv__rec_decode_v1(b, 29, FID, 1, &r), MAPKV__REC_BADSUM);
 }
 
 static void test_rec_short(void **state) {
@@ -598,7 +795,7 @@ static void test_rec_short(void **state) {
   free(p);
 
   /* A header announcing the largest value, with only the header present. */
-  uint8_t h[24];
+  uint8_t h[30];
   memset(h, 0, sizeof h);
   h[0] = 0xB7;
   h[1] = 0x6B;
@@ -649,8 +846,8 @@ static void mkhead(uint8_t *b, uint8_t m0, uint8_t m1, uint8_t type,
   mapkv__put_le(b + 6, vlen, 4);
   mapkv__put_le(b + 10, seq, 6);
   for (uint32_t i = 0; i < 64; i++)
-    b[16 + i] = (uint8_t)(i + 1);
-  uint64_t body = 16 + (uint64_t)klen + vlen;
+    b[22 + i] = (uint8_t)(i + 1);
+  uint64_t body = 22 + (uint64_t)klen + vlen;
   if (body + 8 <= 128)
     mapkv__put_le(b + body, XXH3_64bits_withSeed(b, (size_t)body, FID), 8);
 }
@@ -702,7 +899,7 @@ static void test_rec_badhead(void **state) {
       /* Also with only the header available. */
       rc = decode_exact(b, MAPKV__REC_OVERHEAD, FID, verify, &r);
       if (rc != MAPKV__REC_BADHEAD)
-        fail_msg("%s (verify %d, 24 bytes): rc %d", bad[i].what, verify, rc);
+        fail_msg("%s (verify %d, 30 bytes): rc %d", bad[i].what, verify, rc);
     }
   }
 
@@ -715,12 +912,12 @@ static void test_rec_badhead(void **state) {
       {1, 0, 2, 3, 1},          {1, 1, 2, 3, 1}, {1, 2, 2, 3, 1},
       {1, 3, 2, 3, 1},          {2, 3, 2, 0, 1}, {2, 0, 0, 0, 1},
       {3, 2, 0, 8, 1},          {3, 0, 0, 8, 2}, {1, 0, 0, 0, MAPKV__SEQ_MAX},
-      {1, 3, 40, 60, 1u << 31},
+      {1, 3, 40, 50, 1u << 31},
   };
   for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
     mkhead(b, M0, M1, good[i].type, good[i].flags, good[i].klen, good[i].vlen,
            good[i].seq);
-    size_t n = 24 + good[i].klen + good[i].vlen;
+    size_t n = 30 + good[i].klen + good[i].vlen;
     int rc = decode_exact(b, n, FID, 1, &r);
     if (rc != MAPKV__REC_OK)
       fail_msg("good header %zu: rc %d", i, rc);
@@ -786,10 +983,10 @@ static void test_rec_bitflips(void **state) {
    * checksum check catches it. */
   p = encode_rec(MAPKV__T_PUT, 0, 5, "abc", 3, "def", 3, FID, &n);
   mapkv__rec r;
-  p[17] ^= 0x20;
+  p[23] ^= 0x20;
   assert_int_equal(mapkv__rec_decode(p, n, FID, 0, &r), MAPKV__REC_OK);
   assert_false(mapkv__rec_checksum_ok(p, &r, FID));
-  p[17] ^= 0x20;
+  p[23] ^= 0x20;
   assert_true(mapkv__rec_checksum_ok(p, &r, FID));
   free(p);
 }
@@ -811,15 +1008,15 @@ static void test_rec_other_file_id(void **state) {
 
   /* Same content under two file ids: different checksums, each valid only
    * under its own id. */
-  uint8_t a[26], b[26];
-  mapkv__rec_encode(a, MAPKV__T_PUT, 3, 1, "k", 1, "v", 1, 1);
-  mapkv__rec_encode(b, MAPKV__T_PUT, 3, 1, "k", 1, "v", 1, 2);
-  assert_memory_equal(a, b, 18);
-  assert_memory_not_equal(a + 18, b + 18, 8);
-  assert_int_equal(mapkv__rec_decode(a, 26, 1, 1, &r), MAPKV__REC_OK);
-  assert_int_equal(mapkv__rec_decode(b, 26, 2, 1, &r), MAPKV__REC_OK);
-  assert_int_equal(mapkv__rec_decode(a, 26, 2, 1, &r), MAPKV__REC_BADSUM);
-  assert_int_equal(mapkv__rec_decode(b, 26, 1, 1, &r), MAPKV__REC_BADSUM);
+  uint8_t a[32], b[32];
+  mapkv__rec_encode(a, MAPKV__T_PUT, 3, 1, 0, "k", 1, "v", 1, 1);
+  mapkv__rec_encode(b, MAPKV__T_PUT, 3, 1, 0, "k", 1, "v", 1, 2);
+  assert_memory_equal(a, b, 24);
+  assert_memory_not_equal(a + 24, b + 24, 8);
+  assert_int_equal(mapkv__rec_decode(a, 32, 1, 1, &r), MAPKV__REC_OK);
+  assert_int_equal(mapkv__rec_decode(b, 32, 2, 1, &r), MAPKV__REC_OK);
+  assert_int_equal(mapkv__rec_decode(a, 32, 2, 1, &r), MAPKV__REC_BADSUM);
+  assert_int_equal(mapkv__rec_decode(b, 32, 1, 1, &r), MAPKV__REC_BADSUM);
 }
 
 /* Decoding every prefix of a record placed at the very end of an exact-size
@@ -868,9 +1065,9 @@ static void test_rec_bounds(void **state) {
   assert_non_null(file);
   uint8_t val[150];
   memset(val, 0x42, sizeof val);
-  size_t rn = 24 + 2 + sizeof val;
+  size_t rn = 30 + 2 + sizeof val;
   uint64_t at = cap - rn;
-  assert_true(mapkv__rec_encode(file + at, MAPKV__T_PUT, 3, 8, "zz", 2, val,
+  assert_true(mapkv__rec_encode(file + at, MAPKV__T_PUT, 3, 8, 0, "zz", 2, val,
                                 sizeof val, FID) == rn);
   mapkv__rec r;
   assert_int_equal(mapkv__rec_decode(file + at, cap - at, FID, 1, &r),
@@ -913,9 +1110,13 @@ int main(void) {
       cmocka_unit_test(test_header_version),
       cmocka_unit_test(test_header_version_message_from_b),
       cmocka_unit_test(test_header_newer_copy_a_wins),
+      cmocka_unit_test(test_header_forbidden_fields),
+      cmocka_unit_test(test_header_two_intact_copies),
       cmocka_unit_test(test_rec_roundtrip),
       cmocka_unit_test(test_rec_consecutive),
       cmocka_unit_test(test_rec_layout),
+      cmocka_unit_test(test_rec_prev),
+      cmocka_unit_test(test_rec_v1),
       cmocka_unit_test(test_rec_short),
       cmocka_unit_test(test_rec_end_and_tail),
       cmocka_unit_test(test_rec_badhead),

@@ -37,7 +37,7 @@
 #define KEY_CAP  32
 #define VAL_CAP  20000
 #define NEXTRA   4   /* keys after a workload's, written after recovery */
-#define COMMIT_B 32u /* bytes of a COMMIT record */
+#define COMMIT_B 38u /* bytes of a COMMIT record */
 #define MAX_RECS 160 /* records of the largest batch used here */
 
 typedef unsigned long long ull;
@@ -1206,6 +1206,7 @@ static void test_bitflip_records(void **state) {
              (unsigned)c->flip.bit, c->flip.field,
              (ull)(off[c->rec] + c->flip.at), c->rec, c->target);
     nz = write_flipped(c, p);
+    if (getenv("DBG_KEEP")) { write_flipped(c, "/tmp/mt/keep.mkv"); }
     db = fx_open(p, 0);
     st = stats_of(db);
     expect_state_ex(db, m, univ(&w), 0, where);
@@ -1479,7 +1480,7 @@ static void reencode(uint8_t *img, uint64_t off, int type, int flags,
   memcpy(kv, img + off + MAPKV__REC_HEAD, klen + vlen);
   if (count >= 0)
     mapkv__put_le(kv + klen, (uint64_t)count, 4);
-  mapkv__rec_encode(img + off, (uint8_t)type, (uint8_t)flags, seq, kv, klen,
+  mapkv__rec_encode(img + off, (uint8_t)type, (uint8_t)flags, seq, 0, kv, klen,
                     kv + klen, vlen, fid);
   fx_free(kv);
 }
@@ -2337,8 +2338,10 @@ static void make_header(uint8_t *page, uint32_t flags, uint64_t file_id,
                         uint64_t data_end, uint64_t live) {
   mapkv__header h;
   memset(&h, 0, sizeof h);
-  h.version = 1;
+  h.version = MAPKV_FORMAT_VERSION;
   h.page_size = PAGE;
+  h.max_key = MAPKV_DEFAULT_KEY_MAX;
+  h.max_value = MAPKV_DEFAULT_VALUE_MAX;
   h.flags = flags;
   h.file_id = file_id;
   h.data_end = data_end;
@@ -2443,7 +2446,7 @@ static void test_garbage_files(void **state) {
         uint64_t seq = 1;
         for (size_t j = PAGE; j + 24 + 9 <= len; j += 24 + 9) {
           mapkv__rec_encode(b + j, MAPKV__T_PUT, MAPKV__F_FIRST | MAPKV__F_LAST,
-                            seq++, "abcd", 4, "12345", 5, 0x99);
+                            seq++, 0, "abcd", 4, "12345", 5, 0x99);
         }
       }
       b[len - 1] = (uint8_t)(1 + rng_below(&r, 255));

@@ -49,7 +49,7 @@ extern "C" {
 #define MAPKV_VERSION_MINOR 1
 #define MAPKV_VERSION_PATCH 0
 /** The newest on-disk format version this library reads and writes. */
-#define MAPKV_FORMAT_VERSION 1
+#define MAPKV_FORMAT_VERSION 2
 
 /** Hard limits of the format (the per-store limits default lower). */
 #define MAPKV_KEY_MAX           65535u      /**< bytes in a key */
@@ -75,7 +75,10 @@ extern "C" {
   X(MAPKV_EBUFSMALL, -30711, "buffer too small for the value")                 \
   X(MAPKV_ECHANGED, -30712, "store was compacted while a cursor was open")     \
   X(MAPKV_ENOMEM, -30713, "out of memory")                                     \
-  X(MAPKV_EMAP, -30714, "mapping core error")
+  X(MAPKV_EMAP, -30714, "mapping core error")                                 \
+  X(MAPKV_EMOVED, -30715,                                                      \
+    "store file was replaced or removed while open")                           \
+  X(MAPKV_EBUSY, -30716, "handle still has open batches or cursors")
 
 enum mapkv_error {
 #define MAPKV_ERR_ENUM(name, value, text) name = value,
@@ -345,6 +348,13 @@ typedef struct mapkv_stats {
   uint64_t first_damage_offset;  /**< file offset of the first, or 0 */
   uint64_t checksum_failures;    /**< gets/cursors that hit a bad checksum
                                       since open */
+  uint64_t damaged_keys;         /**< keys whose newest record the last open
+                                      found damaged: they answer
+                                      MAPKV_ECORRUPT until written again */
+  uint64_t truncated_bytes;      /**< bytes the file lacks of the data its
+                                      header records (salvage opens only) */
+  uint32_t max_key_size;         /**< the store's key limit */
+  uint32_t max_value_size;       /**< the store's value limit */
 } mapkv_stats;
 
 /** Fills *st. */

@@ -14,6 +14,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -56,14 +57,16 @@ typedef struct target {
 static void target_hashes_at(void *ctx, const uint64_t *offs, uint64_t *hashes,
                              size_t n) {
   const target *t = ctx;
-  mapkv__hash_records(t->base, offs, hashes, n);
+  mapkv__hash_records(t->base, MAPKV__REC_HEAD, offs, hashes, n);
 }
 
-/* Copies every live, intact record of db into t. */
+/* Copies every live, intact record of db into t; a live record that fails
+ * its checksum stops the copy (MAPKV_ECORRUPT): compaction never drops
+ * damage silently. */
 static int copy_live(mapkv_t *db, target *t) {
   mapkv__walk w;
   mapkv__rec r;
-  uint64_t at, h;
+  uint64_t at, h, failures = atomic_load(&db->checksum_failures);
   mapkv__walk_init(&w, db->end);
   while (mapkv__walk_next(db, &w, &at, &r) == 0) {
     if (r.type != MAPKV__T_PUT)
@@ -74,9 +77,17 @@ static int copy_live(mapkv_t *db, target *t) {
     if (mapkv__index_insert(&t->ix, h, t->end) != 0)
       return mapkv__fail(MAPKV_ENOMEM, "out of memory for the new index");
     t->end += mapkv__rec_encode(t->base + t->end, MAPKV__T_PUT,
-                                MAPKV__F_FIRST | MAPKV__F_LAST, ++t->seq, r.key,
-                                r.klen, r.val, r.vlen, t->hdr.file_id);
+                                MAPKV__F_FIRST | MAPKV__F_LAST, ++t->seq, 0,
+                                r.key, r.klen, r.val, r.vlen, t->hdr.file_id);
     t->live_bytes += r.size;
+  }
+  if (atomic_load(&db->checksum_failures) != failures) {
+    db->known_damage = 1;
+    return mapkv__fail(MAPKV_ECORRUPT,
+                       "%s: a live record failed its checksum during "
+                       "compaction; the store is unchanged (mapkv verify "
+                       "lists the damage, mapkv recover salvages)",
+                       db->path);
   }
   return 0;
 }
@@ -96,6 +107,17 @@ int mapkv_compact(mapkv_t *db) {
   memset(&t, 0, sizeof t);
   t.fd = -1;
   pthread_mutex_lock(&db->wlock);
+  if (db->known_damage || atomic_load(&db->checksum_failures) > 0) {
+    rc = mapkv__fail(MAPKV_ECORRUPT,
+                     "%s has damaged records, which compaction would drop "
+                     "without a trace; the store is unchanged (mapkv verify "
+                     "lists the damage, mapkv recover salvages the intact "
+                     "records and keeps the damaged file)",
+                     db->path);
+    goto out;
+  }
+  if ((rc = mapkv__check_path(db)) != 0)
+    goto out;
   tmp = compact_path(db->path);
   if (tmp == NULL) {
     rc = mapkv__fail(MAPKV_ENOMEM, "out of memory");
@@ -103,6 +125,7 @@ int mapkv_compact(mapkv_t *db) {
   }
 
   t.hdr = db->hdr;
+  t.hdr.version = MAPKV_FORMAT_VERSION;
   t.hdr.generation++;
   t.hdr.flags = 0;
   do {
@@ -112,6 +135,7 @@ int mapkv_compact(mapkv_t *db) {
     }
   } while (t.hdr.file_id == 0 || t.hdr.file_id == db->hdr.file_id);
   t.hdr.data_end = MAPKV__HDR_PAGE;
+  t.hdr.sealed_end = MAPKV__HDR_PAGE;
   t.hdr.last_seq = 0;
   t.hdr.live_records = 0;
   t.hdr.live_bytes = 0;
@@ -128,6 +152,14 @@ int mapkv_compact(mapkv_t *db) {
   /* Lock it now, so no other writer can take it once it is renamed. */
   if (mapkv__os.flock(t.fd, LOCK_EX | LOCK_NB) != 0) {
     rc = mapkv__fail_errno("flock");
+    goto out;
+  }
+  /* The new file takes the store's mode and owner, or nothing is replaced. */
+  if ((rc = mapkv__os_copy_owner(db->fd, t.fd)) != 0) {
+    rc = mapkv__fail(rc,
+                     "%s: the compacted file cannot keep the store's owner "
+                     "or mode (%s); the store is unchanged",
+                     db->path, strerror(-rc));
     goto out;
   }
   if ((rc = mapkv__os_pwrite_all(t.fd, page0, sizeof page0, 0)) != 0) {
@@ -165,6 +197,10 @@ int mapkv_compact(mapkv_t *db) {
    * alongside. */
   if ((rc = copy_live(db, &t)) != 0)
     goto out;
+  /* Flushed whole below, so the new log is sealed up to its end. */
+  t.hdr.data_end = t.hdr.sealed_end = t.end;
+  mapkv__header_encode(t.base, &t.hdr);
+  mapkv__header_encode(t.base + MAPKV__HDR_COPY_B, &t.hdr);
   if (db->opts.flush_hook != NULL)
     mmf_set_flush_hook(t.map, db->opts.flush_hook, db->opts.flush_hook_ctx);
   if ((rc = mmf_flush(t.map, 0, -1)) != 0) {
@@ -195,8 +231,10 @@ int mapkv_compact(mapkv_t *db) {
     db->seq = t.seq;
     db->hdr = t.hdr;
     db->live_bytes = t.live_bytes;
-    db->known_damage = 0; /* only intact records were copied */
-    db->unchecked_end = MAPKV__HDR_PAGE;
+    db->rec_head = MAPKV__REC_HEAD;
+    db->sealed = t.end; /* flushed whole, every record checked */
+    db->lost = 0;
+    assert(db->npoison == 0); /* a store with damage is not compacted */
     db->ix = t.ix;
     db->ix.ctx = db; /* the index now asks the store for hashes */
     db->ix.hashes_at = old_ix.hashes_at;

@@ -8,6 +8,7 @@
  * liveness check happens when the candidate is returned, so the cache
  * misses on the index overlap.
  */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -91,13 +92,21 @@ int mapkv_cursor_next(mapkv_cursor_t *c, const void **key, size_t *klen,
     c->head = (c->head + 1) % AHEAD;
     c->n--;
     /* Verified when it was queued; records never change in place. */
-    mapkv__rec_decode(db->base + at, c->walk.end - at, 0, 0, &r);
+    if (mapkv__decode(db, at, c->walk.end - at, 0, &r) != MAPKV__REC_OK) {
+      assert(0);
+      continue;
+    }
     do {
       ver = mapkv__read_begin(db);
       live = mapkv__index_has(&db->ix, h, at);
     } while (mapkv__read_retry(db, ver));
     if (!live)
       continue; /* replaced or deleted since */
+    if (db->npoison > 0 && mapkv__poisoned(db, at)) {
+      /* Its batch was lost to damage: never handed out. */
+      atomic_fetch_add(&db->checksum_failures, 1);
+      continue;
+    }
     if (c->n < AHEAD / 2)
       refill(c);
     if (key != NULL)

@@ -15,10 +15,22 @@
 #define MAPKV__HDR_PAGE     4096u /* the header page; records start here */
 #define MAPKV__HDR_COPY_B   2048u /* offset of the second header copy */
 #define MAPKV__HDR_SIZE     128u  /* bytes of one header copy */
-#define MAPKV__REC_HEAD     16u   /* record header before the key */
+#define MAPKV__REC_HEAD     22u   /* record header before the key */
 #define MAPKV__REC_TAIL     8u    /* checksum after the value */
 #define MAPKV__REC_OVERHEAD (MAPKV__REC_HEAD + MAPKV__REC_TAIL)
 #define MAPKV__SEQ_MAX      ((1ull << 48) - 1)
+#define MAPKV__PREV_MAX     ((1ull << 48) - 1)
+/* Format version 1 records: the same fields without `prev`. Stores of
+ * version 1 are read (read-only opens); nothing writes them. */
+#define MAPKV__REC_HEAD_V1 16u
+
+/* Record fields (FORMAT.md, "Records"): byte offsets inside a record. */
+#define MAPKV__R_TYPE  2u
+#define MAPKV__R_FLAGS 3u
+#define MAPKV__R_KLEN  4u  /* u16 */
+#define MAPKV__R_VLEN  6u  /* u32 */
+#define MAPKV__R_SEQ   10u /* u48 */
+#define MAPKV__R_PREV  16u /* u48, version 2 */
 
 /* The two bytes every record starts with. */
 #define MAPKV__MARK0 0xB7u
@@ -28,6 +40,7 @@ extern const uint8_t mapkv__marker[2];
 enum { MAPKV__T_PUT = 1, MAPKV__T_DEL = 2, MAPKV__T_COMMIT = 3 };
 enum { MAPKV__F_FIRST = 1, MAPKV__F_LAST = 2 };
 #define MAPKV__HF_CLEAN 1u
+#define MAPKV__HF_KNOWN MAPKV__HF_CLEAN /* every flag this version knows */
 
 /* The decoded header. */
 typedef struct mapkv__header {
@@ -41,6 +54,13 @@ typedef struct mapkv__header {
   uint64_t live_records;
   uint64_t live_bytes;
   uint64_t created;
+  uint32_t max_key;   /* the store's key limit (version 2; 0 in version 1) */
+  uint32_t max_value; /* the store's value limit (version 2; 0 in version 1) */
+  /* The log below this offset was written by a clean close or checked by a
+   * writer's open, and made durable (version 2; in version 1 the data end
+   * of a clean close, else 4096): damage found there later is damage, not
+   * a write a crash lost. */
+  uint64_t sealed_end;
 } mapkv__header;
 
 /* Writes one header copy (MAPKV__HDR_SIZE bytes, checksummed) at dst. */
@@ -48,8 +68,13 @@ void mapkv__header_encode(uint8_t *dst, const mapkv__header *h);
 
 /* Decodes the header page (len bytes available at src). Returns 0 and fills
  * *h from the first intact copy, or MAPKV_ENOTDB, MAPKV_ETRUNCATED,
- * MAPKV_EVERSION, MAPKV_ECORRUPT, with the message set. */
-int mapkv__header_decode(const uint8_t *src, uint64_t len, mapkv__header *h);
+ * MAPKV_EVERSION, MAPKV_ECORRUPT, with the message set. A copy is intact
+ * when its checksum holds and every field has a value FORMAT.md allows.
+ * When both copies are intact and differ, *other (if not NULL) receives
+ * copy B and *has_other is set to 1 (else 0), so that the caller can tell
+ * from the log which one belongs to it. */
+int mapkv__header_decode(const uint8_t *src, uint64_t len, mapkv__header *h,
+                         mapkv__header *other, int *has_other);
 
 /* A decoded record; key and val point into the buffer it was decoded from. */
 typedef struct mapkv__rec {
@@ -58,6 +83,11 @@ typedef struct mapkv__rec {
   uint32_t klen;
   uint32_t vlen;
   uint64_t seq;
+  /* File offset of the newest record of this key before this record's
+   * batch, or 0 (always 0 in version 1 and for COMMIT records). Untrusted:
+   * a user checks that it lies before the record and decodes what is
+   * there before relying on it. */
+  uint64_t prev;
   const uint8_t *key;
   const uint8_t *val;
   uint64_t size; /* total bytes, MAPKV__REC_OVERHEAD + klen + vlen */
@@ -72,20 +102,32 @@ enum {
   MAPKV__REC_BADSUM = 4   /* checksum mismatch */
 };
 
-/* Decodes the record at p with `avail` readable bytes. With verify, the
- * checksum (seeded with file_id) is checked too. Returns MAPKV__REC_*. */
+/* Decodes the version 2 record at p with `avail` readable bytes. With
+ * verify, the checksum (seeded with file_id) is checked too. Returns
+ * MAPKV__REC_*. *r is filled (but for `size`, `key` and `val` only up to
+ * the field that failed) also when the result is MAPKV__REC_BADSUM. */
 int mapkv__rec_decode(const uint8_t *p, uint64_t avail, uint64_t file_id,
                       int verify, mapkv__rec *r);
+
+/* The same for a record of format version 1 (no `prev`; r->prev = 0). */
+int mapkv__rec_decode_v1(const uint8_t *p, uint64_t avail, uint64_t file_id,
+                         int verify, mapkv__rec *r);
+
+/* The bytes before the key of a record of format `version`. */
+static inline unsigned mapkv__rec_head(uint32_t version) {
+  return version == 1 ? MAPKV__REC_HEAD_V1 : MAPKV__REC_HEAD;
+}
 
 /* Checks only the checksum of a record already decoded at p. */
 int mapkv__rec_checksum_ok(const uint8_t *p, const mapkv__rec *r,
                            uint64_t file_id);
 
-/* Writes a record at dst (which has room for OVERHEAD+klen+vlen bytes).
- * Returns the bytes written. */
+/* Writes a version 2 record at dst (which has room for
+ * OVERHEAD+klen+vlen bytes). Returns the bytes written. */
 uint64_t mapkv__rec_encode(uint8_t *dst, uint8_t type, uint8_t flags,
-                           uint64_t seq, const void *key, uint32_t klen,
-                           const void *val, uint32_t vlen, uint64_t file_id);
+                           uint64_t seq, uint64_t prev, const void *key,
+                           uint32_t klen, const void *val, uint32_t vlen,
+                           uint64_t file_id);
 
 /* Little-endian helpers. */
 /* Callers pass a constant n (<= 8); on a little-endian host the memcpy
@@ -111,5 +153,20 @@ static inline uint64_t mapkv__get_le(const uint8_t *p, unsigned n) {
   return v;
 }
 #endif
+
+/* Fields of a record already known to lie in readable memory (its header
+ * at least), for the paths that walk records decoded before. */
+static inline uint8_t mapkv__rec_type_at(const uint8_t *p) {
+  return p[MAPKV__R_TYPE];
+}
+static inline uint32_t mapkv__rec_klen_at(const uint8_t *p) {
+  return (uint32_t)mapkv__get_le(p + MAPKV__R_KLEN, 2);
+}
+static inline uint32_t mapkv__rec_vlen_at(const uint8_t *p) {
+  return (uint32_t)mapkv__get_le(p + MAPKV__R_VLEN, 4);
+}
+static inline uint64_t mapkv__rec_seq_at(const uint8_t *p) {
+  return mapkv__get_le(p + MAPKV__R_SEQ, 6);
+}
 
 #endif /* MAPKV_FORMAT_H */

@@ -146,18 +146,27 @@ static inline uint64_t mapkv__index_probe_next(const mapkv__index *ix,
   }
 }
 
-/* 1 if the probe run of hash holds a slot pointing at offset: then the
- * record there (whose key has that hash) is its key's newest, so liveness
- * needs no key comparison and no read of any record. */
-static inline int mapkv__index_has(const mapkv__index *ix, uint64_t hash,
-                                   uint64_t offset) {
-  mapkv__probe p;
+/* 1 if the probe run of hash holds a slot pointing at offset (p, which may
+ * be NULL, then points at it for replace/remove): then the record there
+ * (whose key has that hash) is its key's newest, so liveness needs no key
+ * comparison and no read of any record. */
+static inline int mapkv__index_find_offset(const mapkv__index *ix,
+                                           uint64_t hash, uint64_t offset,
+                                           mapkv__probe *p) {
+  mapkv__probe q;
   uint64_t off;
-  mapkv__index_probe_start(ix, hash, &p);
-  while ((off = mapkv__index_probe_next(ix, &p)) != 0)
+  if (p == NULL)
+    p = &q;
+  mapkv__index_probe_start(ix, hash, p);
+  while ((off = mapkv__index_probe_next(ix, p)) != 0)
     if (off == offset)
       return 1;
   return 0;
+}
+
+static inline int mapkv__index_has(const mapkv__index *ix, uint64_t hash,
+                                   uint64_t offset) {
+  return mapkv__index_find_offset(ix, hash, offset, NULL);
 }
 
 /* Points the slot of the last candidate of p at a new offset (of a record

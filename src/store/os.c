@@ -8,8 +8,10 @@
 #endif
 #include "os.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,5 +119,132 @@ int mapkv__os_pwrite_all(int fd, const void *buf, size_t n, off_t off) {
     n -= (size_t)w;
     off += w;
   }
+  return 0;
+}
+
+int mapkv__os_resolve(const char *path, char **out) {
+  char *cur = strdup(path);
+  if (cur == NULL)
+    return -ENOMEM;
+  for (int hops = 0;; hops++) {
+    struct stat st;
+    char target[4096], *next, *slash;
+    ssize_t n;
+    if (lstat(cur, &st) != 0 || !S_ISLNK(st.st_mode)) {
+      *out = cur; /* a missing file is created where the chain ends */
+      return 0;
+    }
+    if (hops == 40) {
+      free(cur);
+      return -ELOOP;
+    }
+    n = readlink(cur, target, sizeof target - 1);
+    if (n < 0) {
+      int e = errno;
+      free(cur);
+      return -e;
+    }
+    target[n] = '\0';
+    slash = strrchr(cur, '/');
+    if (target[0] == '/' || slash == NULL) {
+      next = strdup(target);
+    } else {
+      size_t dir = (size_t)(slash - cur) + 1;
+      next = malloc(dir + (size_t)n + 1);
+      if (next != NULL) {
+        memcpy(next, cur, dir);
+        memcpy(next + dir, target, (size_t)n + 1);
+      }
+    }
+    free(cur);
+    if (next == NULL)
+      return -ENOMEM;
+    cur = next;
+  }
+}
+
+/* The kinds of temporary file the engine makes next to a store. */
+static const char *const tmp_kinds[] = {"creating", "recovering", "copying"};
+
+char *mapkv__os_tmp_name(const char *path, const char *what, uint64_t id) {
+  size_t n = strlen(path) + strlen(what) + 48;
+  char *name = malloc(n);
+  if (name != NULL)
+    snprintf(name, n, "%s.%s.%ld.%016llx", path, what, (long)getpid(),
+             (unsigned long long)id);
+  return name;
+}
+
+/* If name is "<base>.<kind>.<pid>.<16 hex>" for a known kind, *pid. */
+static int parse_tmp(const char *name, const char *base, long *pid) {
+  size_t bl = strlen(base);
+  const char *p;
+  char *end;
+  if (strncmp(name, base, bl) != 0 || name[bl] != '.')
+    return 0;
+  p = name + bl + 1;
+  for (size_t i = 0; i < sizeof tmp_kinds / sizeof tmp_kinds[0]; i++) {
+    size_t kl = strlen(tmp_kinds[i]);
+    if (strncmp(p, tmp_kinds[i], kl) != 0 || p[kl] != '.')
+      continue;
+    p += kl + 1;
+    if (*p < '1' || *p > '9')
+      return 0;
+    *pid = strtol(p, &end, 10);
+    if (*end != '.' || strlen(end + 1) != 16 ||
+        strspn(end + 1, "0123456789abcdef") != 16)
+      return 0;
+    return 1;
+  }
+  return 0;
+}
+
+unsigned mapkv__os_clean_stale(const char *path) {
+  char *copy = strdup(path), *slash, *dir, *base;
+  unsigned removed = 0;
+  struct dirent *e;
+  DIR *d;
+  if (copy == NULL)
+    return 0;
+  slash = strrchr(copy, '/');
+  if (slash == NULL) {
+    dir = ".";
+    base = copy;
+  } else {
+    *slash = '\0';
+    dir = slash == copy ? "/" : copy;
+    base = slash + 1;
+  }
+  if ((d = opendir(dir)) != NULL) {
+    while ((e = readdir(d)) != NULL) {
+      long pid;
+      char *full;
+      size_t n;
+      if (!parse_tmp(e->d_name, base, &pid) || pid == (long)getpid() ||
+          kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+        continue;
+      n = strlen(dir) + strlen(e->d_name) + 2;
+      if ((full = malloc(n)) == NULL)
+        break;
+      snprintf(full, n, "%s/%s", dir, e->d_name);
+      if (mapkv__os.unlink(full) == 0)
+        removed++;
+      free(full);
+    }
+    closedir(d);
+  }
+  free(copy);
+  return removed;
+}
+
+int mapkv__os_copy_owner(int fd, int dst_fd) {
+  struct stat a, b;
+  if (mapkv__os.fstat(fd, &a) != 0 || mapkv__os.fstat(dst_fd, &b) != 0)
+    return -errno;
+  if ((a.st_uid != b.st_uid || a.st_gid != b.st_gid) &&
+      fchown(dst_fd, a.st_uid, a.st_gid) != 0)
+    return -errno;
+  if (fchmod(dst_fd, a.st_mode & 07777) != 0)
+    return -errno;
   return 0;
 }

@@ -42,4 +42,25 @@ int mapkv__os_sync_dir(const char *path);
 /* Writes all n bytes at off (retrying short writes); -errno on failure. */
 int mapkv__os_pwrite_all(int fd, const void *buf, size_t n, off_t off);
 
+/* The file a store path names: path itself, or when its last component is
+ * a symbolic link, what the chain of links points at (relative links taken
+ * from the link's directory), whether or not that exists. malloc'd into
+ * *out; 0, -ENOMEM, -ELOOP or another -errno. */
+int mapkv__os_resolve(const char *path, char **out);
+
+/* Temporary files of a store: "<path>.<what>.<pid>.<16 hex digits>", in
+ * the store's directory, named for the process that made them so that a
+ * leftover of a process that died can be told from the work of a live
+ * one. malloc'd, or NULL. */
+char *mapkv__os_tmp_name(const char *path, const char *what, uint64_t id);
+
+/* Removes the temporary files of path (mapkv__os_tmp_name(), for every
+ * `what` the engine uses) whose process no longer runs. Returns how many
+ * were removed. */
+unsigned mapkv__os_clean_stale(const char *path);
+
+/* The mode bits and owner of the file at fd given to the file at dst_fd:
+ * 0, or -errno (-EPERM when the owner cannot be kept). */
+int mapkv__os_copy_owner(int fd, int dst_fd);
+
 #endif

@@ -30,7 +30,6 @@ typedef struct scanner {
   const uint8_t *base;
   uint64_t limit; /* readable bytes: records are decoded against this */
   uint64_t stop;  /* no record starts at or after this offset */
-  int verify;
   const mapkv__scan_cb *cb;
   mapkv__scan_res *res;
   uint64_t *offs; /* records of the pending batch */
@@ -79,21 +78,23 @@ static int damage(scanner *s, uint64_t from, uint64_t to, const char *what) {
   return 0;
 }
 
-/* The next offset in (from, limit) where an intact FIRST record newer than
+uint64_t mapkv__next_marker(const mapkv_t *db, uint64_t from, uint64_t end) {
+  int64_t start = (int64_t)from + 1, stop = (int64_t)end, at;
+  if (start >= stop ||
+      mmf_find(db->map, mapkv__marker, 2, &start, &stop, &at) != 0 || at < 0)
+    return end;
+  return (uint64_t)at;
+}
+
+/* The next offset in (from, stop) where an intact FIRST record newer than
  * every accepted batch starts, or 0. */
 static uint64_t resync(scanner *s, uint64_t from) {
-  int64_t start = (int64_t)from + 1, end = (int64_t)s->stop, at;
   mapkv__rec r;
-  while (start < end) {
-    if (mmf_find(s->db->map, mapkv__marker, 2, &start, &end, &at) != 0 ||
-        at < 0)
-      return 0;
-    if (mapkv__rec_decode(s->base + at, s->limit - (uint64_t)at,
-                          s->db->hdr.file_id, 1, &r) == MAPKV__REC_OK &&
+  for (uint64_t at = mapkv__next_marker(s->db, from, s->stop); at < s->stop;
+       at = mapkv__next_marker(s->db, at, s->stop))
+    if (mapkv__decode(s->db, at, s->limit - at, 1, &r) == MAPKV__REC_OK &&
         (r.flags & MAPKV__F_FIRST) && r.seq > s->res->last_seq)
-      return (uint64_t)at;
-    start = at + 1;
-  }
+      return at;
   return 0;
 }
 
@@ -110,60 +111,81 @@ static const char *rec_problem(int rc) {
   }
 }
 
-/* Hands the pending batch to the callback and makes it the accepted end. */
+/* Hands the pending batch to the callback and makes it the accepted end.
+ * Damage seen before it is reported first: it lies before the batch in
+ * the log, and the caller acts on both in log order. */
 static int accept(scanner *s, uint64_t end, uint64_t seq) {
   int rc = 0;
-  if (s->cb->batch != NULL)
+  /* Damage seen so far lies before an accepted batch: it is in the middle. */
+  for (size_t i = 0; i < s->nopen && rc == 0; i++) {
+    if (s->res->damaged == 0)
+      s->res->first_damage = s->open[i].off;
+    s->res->damaged++;
+    s->res->damaged_bytes += s->open[i].len;
+    if (s->cb->damage != NULL)
+      rc = s->cb->damage(s->cb->ctx, s->open[i].off, s->open[i].len,
+                         s->open[i].what);
+  }
+  s->nopen = 0;
+  if (rc == 0 && s->cb->batch != NULL)
     rc = s->cb->batch(s->cb->ctx, s->offs, s->n);
   if (rc != 0)
     return rc;
   s->res->end = end;
   s->res->last_seq = seq;
   s->res->batches++;
-  /* Damage seen so far lies before an accepted batch: it is in the middle. */
-  for (size_t i = 0; i < s->nopen; i++) {
-    if (s->res->damaged == 0)
-      s->res->first_damage = s->open[i].off;
-    s->res->damaged++;
-    s->res->damaged_bytes += s->open[i].len;
-    if (s->cb->damage != NULL)
-      s->cb->damage(s->cb->ctx, s->open[i].off, s->open[i].len,
-                    s->open[i].what);
-  }
-  s->nopen = 0;
+  s->res->records += s->n;
   s->tail_records = 0;
   s->n = 0;
   return 0;
 }
 
 uint64_t mapkv__skip_damage(const mapkv_t *db, uint64_t from, uint64_t end) {
-  int64_t start = (int64_t)from + 1, stop = (int64_t)end, at;
   mapkv__rec r;
-  while (start < stop) {
-    if (mmf_find(db->map, mapkv__marker, 2, &start, &stop, &at) != 0 || at < 0)
-      return end;
-    if (mapkv__rec_decode(db->base + at, end - (uint64_t)at, db->hdr.file_id, 1,
-                          &r) == MAPKV__REC_OK)
-      return (uint64_t)at;
-    start = at + 1;
-  }
+  for (uint64_t at = mapkv__next_marker(db, from, end); at < end;
+       at = mapkv__next_marker(db, at, end))
+    if (mapkv__decode(db, at, end - at, 1, &r) == MAPKV__REC_OK)
+      return at;
   return end;
+}
+
+void mapkv__census(const mapkv_t *db, uint64_t from, uint64_t to,
+                   mapkv__census_fn fn, void *ctx, mapkv__census_res *res) {
+  uint64_t pos = from;
+  memset(res, 0, sizeof *res);
+  while (pos < to) {
+    mapkv__rec r;
+    int d = mapkv__decode(db, pos, db->cap - pos, 0, &r);
+    if (d == MAPKV__REC_END) {
+      pos = mapkv__next_marker(db, pos, to);
+      continue;
+    }
+    if (d != MAPKV__REC_OK) {
+      pos = mapkv__next_marker(db, pos, to);
+      continue;
+    }
+    res->records++;
+    if (mapkv__rec_checksum_ok(db->base + pos, &r, db->hdr.file_id))
+      res->intact++;
+    else
+      res->bad++;
+    if (fn != NULL)
+      fn(ctx, pos, &r);
+    pos += r.size;
+  }
 }
 
 int mapkv__walk_next(mapkv_t *db, mapkv__walk *w, uint64_t *at, mapkv__rec *r) {
   while (w->pos < w->end) {
     uint64_t pos = w->pos;
-    int ok = mapkv__rec_decode(db->base + pos, w->end - pos, 0, 0, r) ==
-             MAPKV__REC_OK;
+    int ok = mapkv__decode(db, pos, w->end - pos, 0, r) == MAPKV__REC_OK;
     int intact =
         ok && mapkv__rec_checksum_ok(db->base + pos, r, db->hdr.file_id);
     if (ok && !intact && r->type == MAPKV__T_PUT &&
         mapkv__index_has(&db->ix, mapkv__index_hash(r->key, r->klen), pos))
       atomic_fetch_add(&db->checksum_failures, 1);
-    /* Where the open walked by lengths without checksums (after a clean
-     * close), step the same way, so that every record it indexed is seen;
-     * elsewhere only an intact record's lengths are trusted. */
-    if (ok && !intact && pos >= db->unchecked_end)
+    /* Only an intact record's lengths are trusted. */
+    if (!intact)
       ok = 0;
     /* The batch rules of recovery: a batch starts above the last batch
      * that ended whole (one that never did does not count) and continues
@@ -191,8 +213,6 @@ int mapkv__walk_next(mapkv_t *db, mapkv__walk *w, uint64_t *at, mapkv__rec *r) {
     if (!w->in_batch)
       w->done_seq = r->seq;
     w->pos = pos + r->size;
-    if (!intact)
-      continue; /* never handed out */
     *at = pos;
     return 0;
   }
@@ -215,8 +235,8 @@ static uint64_t nonzero_end(const uint8_t *base, uint64_t lo, uint64_t hi) {
   return hi;
 }
 
-int mapkv__scan(const mapkv_t *db, uint64_t limit, int verify,
-                const mapkv__scan_cb *cb, mapkv__scan_res *res) {
+int mapkv__scan(const mapkv_t *db, uint64_t limit, const mapkv__scan_cb *cb,
+                mapkv__scan_res *res) {
   scanner s;
   uint64_t pos = MAPKV__HDR_PAGE;
   int rc = 0;
@@ -224,7 +244,6 @@ int mapkv__scan(const mapkv_t *db, uint64_t limit, int verify,
   memset(res, 0, sizeof *res);
   s.db = db;
   s.base = db->base;
-  s.verify = verify;
   s.cb = cb;
   s.res = res;
   res->end = MAPKV__HDR_PAGE;
@@ -232,7 +251,7 @@ int mapkv__scan(const mapkv_t *db, uint64_t limit, int verify,
    * starts with its marker): the walk and the forward searches stop there.
    * A record may still end after it, since its last bytes can be zero. */
   s.limit = limit;
-  s.stop = verify ? nonzero_end(db->base, MAPKV__HDR_PAGE, limit) : limit;
+  s.stop = nonzero_end(db->base, MAPKV__HDR_PAGE, limit);
   res->nonzero_end = s.stop;
 
   while (pos < s.stop) {
@@ -246,8 +265,7 @@ int mapkv__scan(const mapkv_t *db, uint64_t limit, int verify,
       __builtin_prefetch(s.base + pos + PREFETCH_AHEAD + 64);
       __builtin_prefetch(s.base + pos + PREFETCH_AHEAD + 128);
     }
-    d = mapkv__rec_decode(s.base + pos, s.limit - pos, db->hdr.file_id, verify,
-                          &r);
+    d = mapkv__decode(db, pos, s.limit - pos, 1, &r);
     if (d != MAPKV__REC_OK) {
       what = rec_problem(d);
     } else if (r.flags & MAPKV__F_FIRST) {
@@ -271,10 +289,6 @@ int mapkv__scan(const mapkv_t *db, uint64_t limit, int verify,
 
     if (what != NULL) {
       uint64_t from, next;
-      if (!verify) {
-        rc = MAPKV_ECORRUPT;
-        goto out;
-      }
       /* "batch ends without a commit": the earlier records are the damage,
        * the FIRST record here may start a good batch. */
       if (d == MAPKV__REC_OK && (r.flags & MAPKV__F_FIRST) && s.n > 0 &&
@@ -309,10 +323,6 @@ int mapkv__scan(const mapkv_t *db, uint64_t limit, int verify,
       if ((rc = accept(&s, pos, r.seq)) != 0)
         goto out;
     }
-  }
-  if (!verify && s.n > 0) {
-    rc = MAPKV_ECORRUPT; /* a clean file ends with a complete batch */
-    goto out;
   }
   res->tail_records = s.tail_records;
   res->tail_bytes = s.stop > res->end ? s.stop - res->end : 0;

@@ -14,6 +14,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -44,8 +45,6 @@ void mapkv_options_init(mapkv_options *o) {
   o->sync_mode = MAPKV_SYNC_COMMIT;
   o->initial_size = DEFAULT_INITIAL;
   o->growth_step = DEFAULT_STEP;
-  o->max_key_size = MAPKV_DEFAULT_KEY_MAX;
-  o->max_value_size = MAPKV_DEFAULT_VALUE_MAX;
   o->reserve = DEFAULT_RESERVE;
 }
 
@@ -58,10 +57,6 @@ static int check_options(mapkv_options *o) {
     o->initial_size = DEFAULT_INITIAL;
   if (o->growth_step == 0)
     o->growth_step = DEFAULT_STEP;
-  if (o->max_key_size == 0)
-    o->max_key_size = MAPKV_DEFAULT_KEY_MAX;
-  if (o->max_value_size == 0)
-    o->max_value_size = MAPKV_DEFAULT_VALUE_MAX;
   if (o->reserve == 0)
     o->reserve = DEFAULT_RESERVE;
   if (o->max_key_size > MAPKV_KEY_MAX)
@@ -74,6 +69,13 @@ static int check_options(mapkv_options *o) {
       o->reserve > MAPKV_FILE_MAX)
     return mapkv__fail(MAPKV_EINVAL, "sizes must not exceed %llu bytes",
                        (unsigned long long)MAPKV_FILE_MAX);
+  if (o->initial_size > o->reserve || o->growth_step > o->reserve)
+    return mapkv__fail(MAPKV_EINVAL,
+                       "initial_size (%llu) and growth_step (%llu) must not "
+                       "exceed the address reservation (%llu bytes)",
+                       (unsigned long long)o->initial_size,
+                       (unsigned long long)o->growth_step,
+                       (unsigned long long)o->reserve);
   if (o->expected_keys > MAPKV_FILE_MAX / MAPKV__REC_OVERHEAD)
     return mapkv__fail(
         MAPKV_EINVAL, "expected_keys must not exceed %llu",
@@ -85,32 +87,51 @@ static int check_options(mapkv_options *o) {
  */
 
 uint64_t mapkv__find(const mapkv_t *db, const void *key, size_t klen,
-                     uint64_t hash, mapkv__probe *p) {
-  uint64_t off;
+                     uint64_t hash, mapkv__probe *p, int *damaged) {
+  uint64_t off, bad = 0;
+  mapkv__probe badp;
   mapkv__index_probe_start(&db->ix, hash, p);
   while ((off = mapkv__index_probe_next(&db->ix, p)) != 0) {
     const uint8_t *r = db->base + off;
-    if (mapkv__get_le(r + 4, 2) == klen &&
-        (klen == 0 || memcmp(r + MAPKV__REC_HEAD, key, klen) == 0))
+    mapkv__rec rec;
+    if (mapkv__rec_klen_at(r) == klen &&
+        (klen == 0 || memcmp(mapkv__key_at(db, off), key, klen) == 0))
       return off;
+    /* A tag match for another key is rare (1 in 2^24 per slot probed):
+     * only then is the record's checksum worth a look. */
+    if (damaged != NULL && bad == 0 && off < mapkv__end(db) &&
+        mapkv__decode(db, off, mapkv__end(db) - off, 1, &rec) !=
+            MAPKV__REC_OK) {
+      bad = off;
+      badp = *p;
+    }
+  }
+  if (bad != 0) {
+    *damaged = 1;
+    *p = badp;
+    return bad;
   }
   return 0;
 }
 
 static uint64_t rec_size_at(const mapkv_t *db, uint64_t off) {
   const uint8_t *r = db->base + off;
-  return MAPKV__REC_OVERHEAD + mapkv__get_le(r + 4, 2) +
-         mapkv__get_le(r + 6, 4);
+  return db->rec_head + MAPKV__REC_TAIL + mapkv__rec_klen_at(r) +
+         mapkv__rec_vlen_at(r);
 }
 
-/* mapkv__apply() with the key's hash already computed. */
+/* Applies one intact record at off (of a key whose hash is given) to the
+ * index and the live-byte count. Caller holds rw for writing, or wlock
+ * between mapkv__write_begin/end, or owns db exclusively. 0 or
+ * MAPKV_ENOMEM. */
 static int apply_hashed(mapkv_t *db, uint64_t off, const mapkv__rec *r,
                         uint64_t hash) {
   mapkv__probe p;
   uint64_t old;
+  int damaged = 0;
   if (r->type == MAPKV__T_COMMIT)
     return 0;
-  old = mapkv__find(db, r->key, r->klen, hash, &p);
+  old = mapkv__find(db, r->key, r->klen, hash, &p, &damaged);
   if (old != 0) {
     db->live_bytes -= rec_size_at(db, old);
     if (r->type == MAPKV__T_PUT)
@@ -126,26 +147,21 @@ static int apply_hashed(mapkv_t *db, uint64_t off, const mapkv__rec *r,
   return 0;
 }
 
-int mapkv__apply(mapkv_t *db, uint64_t off, const mapkv__rec *r) {
-  return apply_hashed(db, off, r, mapkv__index_hash(r->key, r->klen));
-}
-
-void mapkv__hash_records(const uint8_t *base, const uint64_t *offs,
-                         uint64_t *hashes, size_t n) {
+void mapkv__hash_records(const uint8_t *base, unsigned head,
+                         const uint64_t *offs, uint64_t *hashes, size_t n) {
   /* Start every miss before waiting on the first. */
   for (size_t i = 0; i < n; i++)
     __builtin_prefetch(base + offs[i]);
   for (size_t i = 0; i < n; i++) {
     const uint8_t *r = base + offs[i];
-    hashes[i] =
-        mapkv__index_hash(r + MAPKV__REC_HEAD, (size_t)mapkv__get_le(r + 4, 2));
+    hashes[i] = mapkv__index_hash(r + head, mapkv__rec_klen_at(r));
   }
 }
 
 static void hashes_at(void *ctx, const uint64_t *offs, uint64_t *hashes,
                       size_t n) {
   const mapkv_t *db = ctx;
-  mapkv__hash_records(db->base, offs, hashes, n);
+  mapkv__hash_records(db->base, db->rec_head, offs, hashes, n);
 }
 
 /* ---- Flushing and the header
@@ -171,6 +187,10 @@ int mapkv__write_header(mapkv_t *db, int clean) {
   h.last_seq = db->seq;
   h.live_records = db->ix.count;
   h.live_bytes = db->live_bytes;
+  /* A clean close seals everything but damage a crash may have left. */
+  if (clean && db->lost == 0)
+    db->sealed = db->end;
+  h.sealed_end = db->sealed;
   /* One copy at a time, each flushed: a torn write can damage at most the
    * copy being written, and the other one stays intact. */
   mapkv__header_encode(db->base, &h);
@@ -189,34 +209,38 @@ int mapkv__write_header(mapkv_t *db, int clean) {
 /* Creates the store file atomically: a complete header page is written to a
  * temporary file, synced, and linked into place (which fails if another
  * process created the store first: then theirs is used). */
-static int create_file(const char *path, uint64_t page) {
+static int create_file(const mapkv_t *db) {
+  const char *path = db->path;
   uint8_t *buf;
   mapkv__header h;
   char *tmp;
-  size_t n = strlen(path);
   int fd, rc = 0;
 
   memset(&h, 0, sizeof h);
   h.version = MAPKV_FORMAT_VERSION;
-  h.page_size = (uint32_t)page;
+  h.page_size = (uint32_t)db->page;
   h.flags = MAPKV__HF_CLEAN;
   h.data_end = MAPKV__HDR_PAGE;
+  h.sealed_end = MAPKV__HDR_PAGE;
   h.created = (uint64_t)time(NULL);
+  h.max_key = db->opts.max_key_size ? db->opts.max_key_size
+                                    : MAPKV_DEFAULT_KEY_MAX;
+  h.max_value = db->opts.max_value_size ? db->opts.max_value_size
+                                        : MAPKV_DEFAULT_VALUE_MAX;
   do {
     if (mapkv__os.random(&h.file_id, sizeof h.file_id) != 0)
       return mapkv__fail_errno("getrandom");
   } while (h.file_id == 0);
 
-  tmp = malloc(n + 64);
+  /* A name of our own: creators racing on one path must not meet here,
+   * and a creator that dies leaves a name the next writer can clean. */
+  tmp = mapkv__os_tmp_name(path, "creating", h.file_id);
   buf = calloc(1, MAPKV__HDR_PAGE);
   if (tmp == NULL || buf == NULL) {
     free(tmp);
     free(buf);
     return mapkv__fail(MAPKV_ENOMEM, "out of memory");
   }
-  /* A name of our own: creators racing on one path must not meet here. */
-  snprintf(tmp, n + 64, "%s.creating.%ld.%016llx", path, (long)getpid(),
-           (unsigned long long)h.file_id);
   mapkv__header_encode(buf, &h);
   mapkv__header_encode(buf + MAPKV__HDR_COPY_B, &h);
 
@@ -242,6 +266,36 @@ out:
   return rc;
 }
 
+/* Opens the store file without blocking (a FIFO or a device would block
+ * open() forever) and refuses anything but a regular file. */
+static int open_store_file(const mapkv_t *db, int *out) {
+  struct stat st;
+  int fd = mapkv__os.open(db->path,
+                          (db->readonly ? O_RDONLY : O_RDWR) | O_NONBLOCK, 0);
+  if (fd < 0)
+    return -errno;
+  if (mapkv__os.fstat(fd, &st) != 0) {
+    int e = errno;
+    mapkv__os.close(fd);
+    return mapkv__fail(-e, "fstat %s: %s", db->path, strerror(e));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    mapkv__os.close(fd);
+    return mapkv__fail(MAPKV_ENOTDB, "%s is not a regular file (a %s)",
+                       db->path,
+                       S_ISDIR(st.st_mode)    ? "directory"
+                       : S_ISFIFO(st.st_mode) ? "FIFO"
+                       : S_ISSOCK(st.st_mode) ? "socket"
+                       : S_ISCHR(st.st_mode)  ? "character device"
+                       : S_ISBLK(st.st_mode)  ? "block device"
+                                              : "special file");
+  }
+  /* O_NONBLOCK changes nothing for a regular file's mapping, locks and
+   * syncs; it stays set. */
+  *out = fd;
+  return 0;
+}
+
 /* Opens path and, for a writer, takes the exclusive lock on the file that
  * the path names now (a compaction may rename a new file over it between
  * our open and our lock). */
@@ -249,16 +303,16 @@ static int open_locked(mapkv_t *db) {
   unsigned flags = db->opts.flags;
   for (int attempt = 0; attempt < 100; attempt++) {
     struct stat a, b;
-    int fd = mapkv__os.open(db->path, db->readonly ? O_RDONLY : O_RDWR, 0);
-    if (fd < 0) {
-      if (errno == ENOENT && (flags & MAPKV_CREATE) && !db->readonly) {
-        int rc = create_file(db->path, db->page);
-        if (rc != 0)
-          return rc;
-        continue;
-      }
-      return mapkv__fail_errno(db->path);
+    int fd = -1, rc = open_store_file(db, &fd);
+    if (rc == -ENOENT && (flags & MAPKV_CREATE) && !db->readonly) {
+      if ((rc = create_file(db)) != 0)
+        return rc;
+      continue;
     }
+    if (rc != 0)
+      return rc > -4096 && rc < 0 ? mapkv__fail(rc, "%s: %s", db->path,
+                                                strerror(-rc))
+                                  : rc;
     if (db->readonly) {
       db->fd = fd;
       return 0;
@@ -283,6 +337,26 @@ static int open_locked(mapkv_t *db) {
   return mapkv__fail(MAPKV_ELOCKED, "%s keeps being replaced", db->path);
 }
 
+int mapkv__check_path(mapkv_t *db) {
+  struct stat a, b;
+  if (mapkv__os.fstat(db->fd, &a) != 0)
+    return mapkv__fail_errno("fstat");
+  if (mapkv__os.stat(db->path, &b) != 0) {
+    if (errno == ENOENT)
+      return mapkv__fail(MAPKV_EMOVED,
+                         "%s was removed while open: what is written now "
+                         "goes to a file no path names",
+                         db->path);
+    return mapkv__fail_errno(db->path);
+  }
+  if (a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+    return mapkv__fail(MAPKV_EMOVED,
+                       "%s was replaced by another file while open: what is "
+                       "written now goes to a file no path names",
+                       db->path);
+  return 0;
+}
+
 /* Recovery applies accepted records through a short queue: each record's
  * index slot is prefetched when it enters, and the record is applied when
  * it leaves, in the same order. Building the index of a large store is
@@ -300,13 +374,13 @@ static int queue_pop(apply_queue *q) {
   mapkv__rec r;
   uint64_t off = q->off[q->head];
   uint64_t hash = q->hash[q->head];
+  int d;
   q->head = (q->head + 1) % APPLY_QUEUE;
   q->n--;
-  /* Decoded (and bounds-checked) by the scan already. */
-  if (mapkv__rec_decode(db->base + off, db->cap - off, 0, 0, &r) !=
-      MAPKV__REC_OK)
-    return mapkv__fail(MAPKV_ECORRUPT, "record at offset %llu changed",
-                       (unsigned long long)off);
+  /* Decoded, bounds-checked and verified by the scan already. */
+  d = mapkv__decode(db, off, db->cap - off, 0, &r);
+  assert(d == MAPKV__REC_OK);
+  (void)d;
   return apply_hashed(db, off, &r, hash);
 }
 
@@ -317,19 +391,33 @@ static int queue_drain(apply_queue *q) {
   return rc;
 }
 
+/* What a recovery keeps besides the index. */
+typedef struct rebuild {
+  apply_queue q;
+  /* The header's sealed end (FORMAT.md): damage below it is damage, not a
+   * write a crash lost, and the keys it may have held answer
+   * MAPKV_ECORRUPT. */
+  uint64_t sealed;
+  uint64_t lost; /* the first damage above it, or 0 */
+  uint64_t bad;      /* records in damaged spans that fail their checksum */
+  uint64_t poisoned; /* keys pointed at damaged records */
+  int rc;
+} rebuild;
+
 static int apply_batch(void *ctx, const uint64_t *offs, size_t n) {
-  apply_queue *q = ctx;
+  rebuild *b = ctx;
+  apply_queue *q = &b->q;
   mapkv_t *db = q->db;
   for (size_t i = 0; i < n; i++) {
     const uint8_t *p = db->base + offs[i];
-    uint64_t klen = mapkv__get_le(p + 4, 2), hash;
+    uint64_t hash;
     unsigned slot;
     int rc;
-    if (p[2] == MAPKV__T_COMMIT)
+    if (mapkv__rec_type_at(p) == MAPKV__T_COMMIT)
       continue;
     if (q->n == APPLY_QUEUE && (rc = queue_pop(q)) != 0)
       return rc;
-    hash = mapkv__index_hash(p + MAPKV__REC_HEAD, (size_t)klen);
+    hash = mapkv__index_hash(mapkv__key_at(db, offs[i]), mapkv__rec_klen_at(p));
     mapkv__index_prefetch(&db->ix, hash);
     slot = (q->head + q->n) % APPLY_QUEUE;
     q->off[slot] = offs[i];
@@ -337,6 +425,72 @@ static int apply_batch(void *ctx, const uint64_t *offs, size_t n) {
     q->n++;
   }
   return 0;
+}
+
+/* Points the key a damaged (or lost) record at off may have changed at
+ * that record, so that a get of it answers MAPKV_ECORRUPT instead of an
+ * older value (mapkv__find() reports such slots). Its key bytes are
+ * trusted only if the record is intact; otherwise prev, the key's newest
+ * record before it, names the key, when what prev points at is an intact
+ * record the index still has as its key's newest. */
+static void poison(void *ctx, uint64_t off, const mapkv__rec *r) {
+  rebuild *b = ctx;
+  mapkv_t *db = b->q.db;
+  mapkv__probe p;
+  mapkv__rec pr;
+  uint64_t hash, old = 0;
+  int damaged = 0, intact;
+  if (b->rc != 0 || r->type == MAPKV__T_COMMIT || off >= b->sealed)
+    return;
+  intact = mapkv__rec_checksum_ok(db->base + off, r, db->hdr.file_id);
+  if (!intact && r->prev >= MAPKV__HDR_PAGE && r->prev < off &&
+      mapkv__decode(db, r->prev, db->cap - r->prev, 1, &pr) == MAPKV__REC_OK &&
+      pr.type != MAPKV__T_COMMIT) {
+    hash = mapkv__index_hash(pr.key, pr.klen);
+    if (mapkv__index_find_offset(&db->ix, hash, r->prev, &p))
+      old = r->prev;
+  }
+  if (old == 0) {
+    hash = mapkv__index_hash(r->key, r->klen);
+    old = mapkv__find(db, r->key, r->klen, hash, &p, &damaged);
+  }
+  if (old == 0 && !intact)
+    return; /* its key may be damaged: no key is made up from it */
+  if (db->npoison % 64 == 0) {
+    uint64_t *q = realloc(db->poison, (db->npoison + 64) * sizeof *q);
+    if (q == NULL) {
+      b->rc = mapkv__fail(MAPKV_ENOMEM, "out of memory during recovery");
+      return;
+    }
+    db->poison = q;
+  }
+  if (old != 0) {
+    db->live_bytes -= rec_size_at(db, old);
+    mapkv__index_replace(&db->ix, &p, off);
+  } else if (mapkv__index_insert(&db->ix, hash, off) != 0) {
+    b->rc = mapkv__fail(MAPKV_ENOMEM, "out of memory growing the index");
+    return;
+  }
+  db->poison[db->npoison++] = off; /* in log order: sorted */
+  db->live_bytes += r->size;
+  b->poisoned++;
+}
+
+/* A damaged span of the middle: counted, and below the sealed end its
+ * records' keys poisoned, in log order (the batches before it are in the
+ * index, those after it not yet). */
+static int on_damage(void *ctx, uint64_t off, uint64_t len, const char *what) {
+  rebuild *b = ctx;
+  mapkv__census_res c;
+  int rc;
+  (void)what;
+  if (off + len > b->sealed && b->lost == 0)
+    b->lost = off > b->sealed ? off : b->sealed;
+  if ((rc = queue_drain(&b->q)) != 0)
+    return rc;
+  mapkv__census(b->q.db, off, off + len, poison, b, &c);
+  b->bad += c.bad;
+  return b->rc;
 }
 
 static int reset_index(mapkv_t *db, uint64_t expected) {
@@ -349,57 +503,110 @@ static int reset_index(mapkv_t *db, uint64_t expected) {
   return 0;
 }
 
+/* Rebuilds the index from the log, every checksum verified (FORMAT.md,
+ * "Recovery"), and decides where the log ends. Nothing below the header's
+ * data end is ever dropped: damage there stays in the file, is reported,
+ * and the keys it held answer MAPKV_ECORRUPT. After it, an uncommitted or
+ * torn tail is dropped, but a "tail" that looks like a log whose checksums
+ * fail (a header of another store or generation, damage) is refused. A
+ * read-only open with MAPKV_VERIFY (salvage) refuses nothing: it shows
+ * what is intact. */
 static int recover(mapkv_t *db) {
-  apply_queue q = {db, {0}, {0}, 0, 0};
-  mapkv__scan_cb cb = {apply_batch, NULL, &q};
+  rebuild b;
+  mapkv__scan_cb cb = {apply_batch, on_damage, &b};
   mapkv__scan_res res;
-  int clean =
-      !(db->opts.flags & MAPKV_VERIFY) && (db->hdr.flags & MAPKV__HF_CLEAN) &&
-      db->hdr.data_end >= MAPKV__HDR_PAGE && db->hdr.data_end <= db->cap;
+  mapkv__census_res tail, end_damage;
+  int salvage = db->readonly && (db->opts.flags & MAPKV_VERIFY);
+  uint64_t expect = 0, end, bad;
   int rc;
 
+  memset(&b, 0, sizeof b);
+  memset(&end_damage, 0, sizeof end_damage);
+  b.q.db = db;
   memset(&db->rec, 0, sizeof db->rec);
-  if (clean) {
-    /* A clean close: the header knows where the data ends; the walk checks
-     * structure and bounds, and gets verify checksums as they read. */
-    uint64_t expect = db->hdr.live_records;
-    if (expect > db->cap / MAPKV__REC_OVERHEAD)
-      expect = 0;
-    if ((rc = reset_index(db, expect)) != 0)
-      return rc;
-    rc = mapkv__scan(db, db->hdr.data_end, 0, &cb, &res);
-    if (rc == 0)
-      rc = queue_drain(&q);
-    if (rc == 0 && res.end == db->hdr.data_end) {
-      db->rec.clean_open = 1;
-      db->unchecked_end = res.end;
-      goto done;
-    }
-    if (rc != 0 && rc != MAPKV_ECORRUPT)
-      return rc;
+  db->rec.clean_open = (db->hdr.flags & MAPKV__HF_CLEAN) != 0;
+  b.sealed = db->hdr.sealed_end;
+  if (b.sealed > db->cap) {
+    if (!salvage)
+      return mapkv__fail(
+          MAPKV_ETRUNCATED,
+          "%s: the header records data up to offset %llu, but the file has "
+          "%llu bytes: it was truncated (mapkv recover salvages the intact "
+          "records)",
+          db->path, (unsigned long long)b.sealed, (unsigned long long)db->cap);
+    db->rec.truncated_bytes = b.sealed - db->cap;
+    b.sealed = db->cap;
   }
-  q.n = 0;
-  db->unchecked_end = MAPKV__HDR_PAGE;
-  if ((rc = reset_index(db, 0)) != 0)
+  if (db->rec.clean_open)
+    expect = db->hdr.live_records;
+  if (expect > db->cap / MAPKV__REC_OVERHEAD)
+    expect = 0;
+  if ((rc = reset_index(db, expect)) != 0)
     return rc;
-  if ((rc = mapkv__scan(db, db->cap, 1, &cb, &res)) != 0 ||
-      (rc = queue_drain(&q)) != 0)
+  if ((rc = mapkv__scan(db, db->cap, &cb, &res)) != 0 ||
+      (rc = queue_drain(&b.q)) != 0)
     return rc;
-done:
-  db->end = res.end;
+
+  /* Damage at the end of the sealed log is not a tail. */
+  end = res.end;
+  if (b.sealed > end) {
+    mapkv__census(db, end, b.sealed, NULL, NULL, &end_damage);
+    end = b.sealed;
+  }
+  memset(&tail, 0, sizeof tail);
+  if (res.nonzero_end > end)
+    mapkv__census(db, end, res.nonzero_end, NULL, NULL, &tail);
+  bad = b.bad + end_damage.bad + tail.bad;
+  if (!salvage && bad >= 2 && res.records == 0)
+    return mapkv__fail(
+        MAPKV_ECORRUPT,
+        "%s: %llu records fail their checksums and none passes: the header "
+        "does not belong to this log (a header of another store or "
+        "generation?) or the log is damaged; nothing was changed (mapkv "
+        "verify lists the damage, mapkv recover salvages)",
+        db->path, (unsigned long long)bad);
+  if (!salvage && mapkv__tail_suspect(&tail))
+    return mapkv__fail(
+        MAPKV_ECORRUPT,
+        "%s: after offset %llu, %llu records fail their checksums: damage, "
+        "not an interrupted write; nothing was dropped (mapkv verify lists "
+        "it, mapkv recover salvages the intact records)",
+        db->path, (unsigned long long)end, (unsigned long long)tail.bad);
+  if (b.sealed > res.end) {
+    /* After the last intact batch, but sealed: damage, kept in place. */
+    if ((rc = on_damage(&b, res.end, b.sealed - res.end,
+                        "damaged records at the end of the data")) != 0)
+      return rc;
+    if (res.damaged == 0)
+      res.first_damage = res.end;
+    res.damaged++;
+    res.damaged_bytes += b.sealed - res.end;
+  }
+
+  db->end = end;
   db->seq = res.last_seq;
   db->rec.recovered_batches = res.batches;
-  db->rec.dropped_tail_bytes = res.tail_bytes;
-  db->rec.dropped_tail_records = res.tail_records;
+  db->rec.dropped_tail_bytes =
+      res.nonzero_end > end ? res.nonzero_end - end : 0;
+  db->rec.dropped_tail_records = tail.intact;
   db->rec.damaged_regions = res.damaged;
   db->rec.damaged_bytes = res.damaged_bytes;
   db->rec.first_damage_offset = res.first_damage;
-  db->known_damage = res.damaged > 0;
-  if (!db->readonly && res.nonzero_end > db->end) {
-    /* Zero the dropped tail so that none of it can come back later. */
-    memset(db->base + db->end, 0, res.nonzero_end - db->end);
-    db->flushed = db->end;
-    if ((rc = mapkv__flush_to(db, res.nonzero_end)) != 0)
+  db->rec.damaged_keys = b.poisoned;
+  db->known_damage = res.damaged > 0 || db->rec.truncated_bytes > 0;
+  /* This open checks the log up to its end and (a writer) makes it
+   * durable: sealed, but for damage a crash may have left. */
+  db->lost = b.lost;
+  db->sealed = b.lost != 0 ? b.lost : end;
+  if (!db->readonly) {
+    uint64_t upto = res.nonzero_end > end ? res.nonzero_end : end;
+    /* Zero the dropped tail so that none of it can come back later, and
+     * make the whole recovered log durable: the header written next seals
+     * it. */
+    if (res.nonzero_end > end)
+      memset(db->base + end, 0, res.nonzero_end - end);
+    db->flushed = 0;
+    if ((rc = mapkv__flush_to(db, upto)) != 0)
       return rc;
   }
   db->flushed = db->end;
@@ -413,6 +620,7 @@ static void db_free(mapkv_t *db) {
   if (db->fd >= 0)
     mapkv__os.close(db->fd);
   mapkv__index_free(&db->ix);
+  free(db->poison);
   free(db->hashes);
   pthread_rwlock_destroy(&db->rw);
   pthread_mutex_destroy(&db->wlock);
@@ -432,12 +640,44 @@ static void advise_huge(mapkv_t *db) {
 #endif
 }
 
+/* Both header copies are intact but differ (one written over by a copy
+ * of another store's or generation's header, say): the one whose file id
+ * verifies the first record of the log belongs to it. */
+static void pick_header(const mapkv_t *db, const mapkv__header *b,
+                        mapkv__header *h) {
+  mapkv__rec r;
+  uint64_t avail = db->cap - MAPKV__HDR_PAGE;
+  const uint8_t *p = db->base + MAPKV__HDR_PAGE;
+  int (*dec_a)(const uint8_t *, uint64_t, uint64_t, int, mapkv__rec *) =
+      h->version == 1 ? mapkv__rec_decode_v1 : mapkv__rec_decode;
+  int (*dec_b)(const uint8_t *, uint64_t, uint64_t, int, mapkv__rec *) =
+      b->version == 1 ? mapkv__rec_decode_v1 : mapkv__rec_decode;
+  if (db->cap <= MAPKV__HDR_PAGE)
+    return;
+  if (dec_a(p, avail, h->file_id, 1, &r) != MAPKV__REC_OK &&
+      dec_b(p, avail, b->file_id, 1, &r) == MAPKV__REC_OK)
+    *h = *b;
+}
+
+/* The limits a handle enforces: the store's own (recorded at creation),
+ * or less if the caller asks for less. */
+static void apply_limits(mapkv_t *db) {
+  mapkv_options *o = &db->opts;
+  uint32_t k = db->hdr.max_key ? db->hdr.max_key : MAPKV_DEFAULT_KEY_MAX;
+  uint32_t v = db->hdr.max_value ? db->hdr.max_value : MAPKV_DEFAULT_VALUE_MAX;
+  if (o->max_key_size == 0 || o->max_key_size > k)
+    o->max_key_size = k;
+  if (o->max_value_size == 0 || o->max_value_size > v)
+    o->max_value_size = v;
+}
+
 int mapkv_open(const char *path, const mapkv_options *opts, mapkv_t **out) {
   mapkv_t *db;
   struct stat st;
+  mapkv__header other;
   uint64_t reserve;
   void *base;
-  int rc;
+  int rc, has_other;
 
   if (path == NULL || out == NULL)
     return mapkv__fail(MAPKV_EINVAL, "path and out must not be NULL");
@@ -464,19 +704,17 @@ int mapkv_open(const char *path, const mapkv_options *opts, mapkv_t **out) {
     goto fail;
   db->readonly = (db->opts.flags & MAPKV_RDONLY) != 0;
   db->page = (uint64_t)mmf_pagesize();
-  db->path = strdup(path);
-  if (db->path == NULL) {
-    rc = mapkv__fail(MAPKV_ENOMEM, "out of memory");
+  /* A symbolic link names the store it points at: every later operation
+   * (compaction's rename, the inode checks) works on that file, in its own
+   * directory. */
+  if ((rc = mapkv__os_resolve(path, &db->path)) != 0) {
+    rc = mapkv__fail(rc, "%s: %s", path, strerror(-rc));
     goto fail;
   }
   if ((rc = open_locked(db)) != 0)
     goto fail;
   if (mapkv__os.fstat(db->fd, &st) != 0) {
     rc = mapkv__fail_errno("fstat");
-    goto fail;
-  }
-  if (!S_ISREG(st.st_mode)) {
-    rc = mapkv__fail(MAPKV_ENOTDB, "%s is not a regular file", path);
     goto fail;
   }
   if (st.st_size == 0) {
@@ -506,8 +744,21 @@ int mapkv_open(const char *path, const mapkv_options *opts, mapkv_t **out) {
   mmf_data(db->map, &base, NULL);
   db->base = base;
   advise_huge(db);
-  if ((rc = mapkv__header_decode(db->base, db->cap, &db->hdr)) != 0)
+  if ((rc = mapkv__header_decode(db->base, db->cap, &db->hdr, &other,
+                                 &has_other)) != 0)
     goto fail;
+  if (has_other)
+    pick_header(db, &other, &db->hdr);
+  db->rec_head = mapkv__rec_head(db->hdr.version);
+  if (db->hdr.version < MAPKV_FORMAT_VERSION && !db->readonly) {
+    rc = mapkv__fail(MAPKV_EVERSION,
+                     "%s has format version %u, which this library reads but "
+                     "no longer writes: open it read-only, or convert it "
+                     "with `mapkv upgrade` (mapkv_recover())",
+                     path, (unsigned)db->hdr.version);
+    goto fail;
+  }
+  apply_limits(db);
   if (db->opts.flush_hook != NULL)
     mmf_set_flush_hook(db->map, db->opts.flush_hook, db->opts.flush_hook_ctx);
   if ((rc = recover(db)) != 0)
@@ -518,6 +769,7 @@ int mapkv_open(const char *path, const mapkv_options *opts, mapkv_t **out) {
     if ((rc = mapkv__write_header(db, 0)) != 0)
       goto fail;
     mapkv__compact_cleanup(db); /* a compaction a crash interrupted */
+    mapkv__os_clean_stale(db->path); /* ... or a create or a recovery */
   }
   *out = db;
   return 0;
@@ -532,10 +784,10 @@ int mapkv_close(mapkv_t *db) {
     return 0;
   if (!db->readonly) {
     rc = mapkv__flush_to(db, db->end);
-    /* With damage still in the file, the next open must not trust the
-     * quick walk of a clean close: it checks every checksum instead. */
+    /* Damage still in the file stays below the data end, where the next
+     * open knows it for damage (not a tail) again. */
     if (rc == 0)
-      rc = mapkv__write_header(db, !db->known_damage);
+      rc = mapkv__write_header(db, 1);
   }
   db_free(db);
   return rc;
@@ -627,8 +879,10 @@ static int ensure_room(mapkv_t *db, uint64_t need) {
 
 /* Writes ops as one batch. Caller holds wlock and has checked the ops. */
 static int commit_ops(mapkv_t *db, const op *ops, size_t n) {
-  uint64_t total = 0, at, seq;
+  uint64_t total = 0, at, seq, hash1 = 0, prev1 = 0;
+  uint64_t *hashes = NULL;
   uint8_t cval[8] = {0};
+  mapkv__probe p1;
   int rc;
 
   for (size_t i = 0; i < n; i++)
@@ -649,28 +903,8 @@ static int commit_ops(mapkv_t *db, const op *ops, size_t n) {
       return mapkv__fail(MAPKV_ENOMEM, "out of memory growing the index");
   }
 
-  at = db->end;
-  seq = db->seq;
-  for (size_t i = 0; i < n; i++) {
-    uint8_t flags =
-        (uint8_t)((i == 0 ? MAPKV__F_FIRST : 0) | (n == 1 ? MAPKV__F_LAST : 0));
-    at += mapkv__rec_encode(db->base + at, ops[i].type, flags, ++seq,
-                            ops[i].key, ops[i].klen, ops[i].val, ops[i].vlen,
-                            db->hdr.file_id);
-  }
-  if (n > 1) {
-    mapkv__put_le(cval, n, 4);
-    at += mapkv__rec_encode(db->base + at, MAPKV__T_COMMIT, MAPKV__F_LAST,
-                            ++seq, NULL, 0, cval, sizeof cval, db->hdr.file_id);
-  }
-  if (db->opts.sync_mode == MAPKV_SYNC_COMMIT &&
-      (rc = mapkv__flush_to(db, at)) != 0) {
-    memset(db->base + db->end, 0, at - db->end);
-    return rc;
-  }
-
-  /* Hash every key first, so that each index slot can be prefetched a few
-   * operations before it is needed (a large batch misses the cache on
+  /* Every key's hash first, so that each index slot can be prefetched a
+   * few operations before it is needed (a large batch misses the cache on
    * almost every slot). */
   if (n > 1 && n > db->nhashes) {
     uint64_t *h = realloc(db->hashes, n * sizeof *h);
@@ -679,26 +913,83 @@ static int commit_ops(mapkv_t *db, const op *ops, size_t n) {
       db->nhashes = n;
     }
   }
-  if (n > 1 && n <= db->nhashes)
+  if (n > 1 && n <= db->nhashes) {
+    hashes = db->hashes;
     for (size_t i = 0; i < n; i++)
-      db->hashes[i] = mapkv__index_hash(ops[i].key, ops[i].klen);
+      hashes[i] = mapkv__index_hash(ops[i].key, ops[i].klen);
+  }
+
+  /* Each record names the key's newest record before this batch (prev):
+   * the index as it stands, since it changes only after the flush. */
+  at = db->end;
+  seq = db->seq;
+  for (size_t i = 0; i < n; i++) {
+    uint8_t flags =
+        (uint8_t)((i == 0 ? MAPKV__F_FIRST : 0) | (n == 1 ? MAPKV__F_LAST : 0));
+    uint64_t h = hashes != NULL ? hashes[i]
+                                : mapkv__index_hash(ops[i].key, ops[i].klen);
+    mapkv__probe p;
+    int damaged = 0;
+    uint64_t prev;
+    if (hashes != NULL && i + APPLY_AHEAD < n)
+      mapkv__index_prefetch(&db->ix, hashes[i + APPLY_AHEAD]);
+    prev = mapkv__find(db, ops[i].key, ops[i].klen, h, &p, &damaged);
+    if (n == 1) {
+      hash1 = h;
+      prev1 = prev;
+      p1 = p;
+    }
+    at += mapkv__rec_encode(db->base + at, ops[i].type, flags, ++seq, prev,
+                            ops[i].key, ops[i].klen, ops[i].val, ops[i].vlen,
+                            db->hdr.file_id);
+  }
+  if (n > 1) {
+    mapkv__put_le(cval, n, 4);
+    at += mapkv__rec_encode(db->base + at, MAPKV__T_COMMIT, MAPKV__F_LAST,
+                            ++seq, 0, NULL, 0, cval, sizeof cval,
+                            db->hdr.file_id);
+  }
+  if (db->opts.sync_mode == MAPKV_SYNC_COMMIT &&
+      (rc = mapkv__flush_to(db, at)) != 0) {
+    memset(db->base + db->end, 0, at - db->end);
+    return rc;
+  }
 
   /* Readers are not excluded: they see the index change through the
    * version (store.h) and retry, so the batch is visible all at once. */
   mapkv__write_begin(db);
-  {
+  if (n == 1) {
+    /* The probe of the lookup above is still valid: only this writer
+     * changes the index, and the table did not grow since. */
+    uint64_t off = db->end;
+    if (prev1 != 0)
+      db->live_bytes -= rec_size_at(db, prev1);
+    if (ops[0].type == MAPKV__T_PUT) {
+      if (prev1 != 0)
+        mapkv__index_replace(&db->ix, &p1, off);
+      else
+        rc = mapkv__index_insert(&db->ix, hash1, off);
+      db->live_bytes += at - off;
+    } else if (prev1 != 0) {
+      mapkv__index_remove(&db->ix, &p1);
+    }
+    assert(rc == 0); /* room was reserved */
+    if (mapkv__test_pause != NULL)
+      mapkv__test_pause();
+  } else {
     size_t i = 0;
     for (uint64_t off = db->end; off < at; i++) {
       mapkv__rec r;
-      mapkv__rec_decode(db->base + off, at - off, 0, 0, &r);
-      if (n > 1 && n <= db->nhashes) {
-        if (i + APPLY_AHEAD < n)
-          mapkv__index_prefetch(&db->ix, db->hashes[i + APPLY_AHEAD]);
-        if (i < n)
-          apply_hashed(db, off, &r, db->hashes[i]);
-      } else {
-        mapkv__apply(db, off, &r); /* cannot fail: room was reserved */
-      }
+      int d = mapkv__decode(db, off, at - off, 0, &r);
+      assert(d == MAPKV__REC_OK && i <= n); /* written just above */
+      (void)d;
+      if (hashes != NULL && i + APPLY_AHEAD < n)
+        mapkv__index_prefetch(&db->ix, hashes[i + APPLY_AHEAD]);
+      if (i < n)
+        rc = apply_hashed(db, off, &r,
+                          hashes != NULL ? hashes[i]
+                                         : mapkv__index_hash(r.key, r.klen));
+      assert(rc == 0); /* room was reserved */
       off += r.size;
       if (mapkv__test_pause != NULL)
         mapkv__test_pause();
@@ -728,7 +1019,7 @@ int mapkv_put(mapkv_t *db, const void *key, size_t klen, const void *val,
 int mapkv_del(mapkv_t *db, const void *key, size_t klen) {
   op o = {MAPKV__T_DEL, (uint32_t)klen, 0, key, NULL};
   mapkv__probe p;
-  int rc;
+  int rc, damaged = 0;
   if (db == NULL)
     return mapkv__fail(MAPKV_EINVAL, "NULL handle");
   if ((rc = check_writable(db)) != 0 ||
@@ -736,7 +1027,8 @@ int mapkv_del(mapkv_t *db, const void *key, size_t klen) {
     return rc;
   pthread_mutex_lock(&db->wlock);
   /* Only writers change the index, and we are the writer. */
-  if (mapkv__find(db, key, klen, mapkv__index_hash(key, klen), &p) == 0)
+  if (mapkv__find(db, key, klen, mapkv__index_hash(key, klen), &p,
+                  &damaged) == 0)
     rc = mapkv__fail_static(MAPKV_NOTFOUND, "key not found");
   else
     rc = commit_ops(db, &o, 1);
@@ -766,19 +1058,25 @@ static int lookup_hashed(mapkv_t *db, const void *key, size_t klen,
   mapkv__probe p;
   mapkv__rec r;
   uint64_t off, end;
-  off = mapkv__find(db, key, klen, hash, &p);
+  int damaged = 0;
+  off = mapkv__find(db, key, klen, hash, &p, &damaged);
   end = mapkv__end(db);
   /* A slot of a commit still being applied may point past the end this
    * reader saw; the caller's retry then finds the commit done. */
   if (off == 0 || off >= end)
     return mapkv__fail_static(MAPKV_NOTFOUND, "key not found");
-  if (mapkv__rec_decode(db->base + off, end - off, db->hdr.file_id, 1, &r) !=
-      MAPKV__REC_OK) {
+  if (damaged || mapkv__decode(db, off, end - off, 1, &r) != MAPKV__REC_OK) {
     atomic_fetch_add(&db->checksum_failures, 1);
     return mapkv__fail(MAPKV_ECORRUPT,
                        "record at offset %llu: checksum mismatch",
                        (unsigned long long)off);
   }
+  /* Only a marked slot names a DEL record. */
+  if ((db->npoison > 0 && mapkv__poisoned(db, off)) || r.type != MAPKV__T_PUT)
+    return mapkv__fail(MAPKV_ECORRUPT,
+                       "the newest batch of this key (at offset %llu) was "
+                       "lost to damage",
+                       (unsigned long long)off);
   *val = r.val;
   *vlen = r.vlen;
   return 0;
@@ -910,15 +1208,22 @@ int mapkv_get_many(mapkv_t *db, size_t n, const void *const *keys,
 int mapkv_exists(mapkv_t *db, const void *key, size_t klen) {
   mapkv__probe p;
   uint64_t off, ver, hash;
+  int damaged;
   if (db == NULL || (key == NULL && klen > 0))
     return mapkv__fail(MAPKV_EINVAL, "NULL handle or key");
   hash = mapkv__index_hash(key, klen);
   pthread_rwlock_rdlock(&db->rw);
   do {
     ver = mapkv__read_begin(db);
-    off = mapkv__find(db, key, klen, hash, &p);
+    damaged = 0;
+    off = mapkv__find(db, key, klen, hash, &p, &damaged);
   } while (mapkv__read_retry(db, ver));
   pthread_rwlock_unlock(&db->rw);
+  if (damaged || (off != 0 && db->npoison > 0 && mapkv__poisoned(db, off)))
+    return mapkv__fail(MAPKV_ECORRUPT,
+                       "record at offset %llu: damaged, or its batch lost to "
+                       "damage",
+                       (unsigned long long)off);
   return off != 0;
 }
 
@@ -1054,6 +1359,8 @@ int mapkv_stat(mapkv_t *db, mapkv_stats *st) {
   st->last_seq = db->seq;
   st->generation = db->hdr.generation;
   st->checksum_failures = atomic_load(&db->checksum_failures);
+  st->max_key_size = db->opts.max_key_size;
+  st->max_value_size = db->opts.max_value_size;
   pthread_rwlock_unlock(&db->rw);
   pthread_mutex_unlock(&db->wlock);
   return 0;
@@ -1065,12 +1372,13 @@ typedef struct verify_ctx {
   uint64_t spans;
 } verify_ctx;
 
-static void verify_damage(void *ctx, uint64_t off, uint64_t len,
-                          const char *what) {
+static int verify_damage(void *ctx, uint64_t off, uint64_t len,
+                         const char *what) {
   verify_ctx *v = ctx;
   v->spans++;
   if (v->report != NULL)
     v->report(v->ctx, off, len, what);
+  return 0;
 }
 
 int mapkv_verify(mapkv_t *db, mapkv_damage_fn report, void *ctx,
@@ -1078,15 +1386,41 @@ int mapkv_verify(mapkv_t *db, mapkv_damage_fn report, void *ctx,
   verify_ctx v = {report, ctx, 0};
   mapkv__scan_cb cb = {NULL, verify_damage, &v};
   mapkv__scan_res res;
+  mapkv__census_res tail;
+  uint64_t first = 0, from;
   int rc;
   if (db == NULL)
     return mapkv__fail(MAPKV_EINVAL, "NULL handle");
   pthread_mutex_lock(&db->wlock);
-  rc = mapkv__scan(db, db->end, 1, &cb, &res);
-  if (rc == 0 && res.end != db->end) {
+  /* The whole file, not only the data: what lies after it is either an
+   * interrupted write (which the next writer drops) or damage. */
+  rc = mapkv__scan(db, db->cap, &cb, &res);
+  if (rc == 0 && res.damaged > 0)
+    first = res.first_damage;
+  if (rc == 0 && res.end < db->end) {
     /* Damage at the very end of the data (nothing intact follows). */
     verify_damage(&v, res.end, db->end - res.end,
                   "damaged records at the end of the data");
+    if (first == 0)
+      first = res.end;
+  }
+  from = res.end > db->end ? res.end : db->end;
+  if (rc == 0 && res.nonzero_end > from) {
+    mapkv__census(db, from, res.nonzero_end, NULL, NULL, &tail);
+    if (mapkv__tail_suspect(&tail)) {
+      verify_damage(&v, from, res.nonzero_end - from,
+                    "records that fail their checksums after the data "
+                    "(not an interrupted write)");
+      if (first == 0)
+        first = from;
+    }
+  }
+  if (rc == 0 && db->rec.truncated_bytes > 0) {
+    verify_damage(&v, db->cap, db->rec.truncated_bytes,
+                  "the file ends before the data its header records "
+                  "(truncated)");
+    if (first == 0)
+      first = db->cap;
   }
   pthread_mutex_unlock(&db->wlock);
   if (rc != 0)
@@ -1094,11 +1428,8 @@ int mapkv_verify(mapkv_t *db, mapkv_damage_fn report, void *ctx,
   if (damaged != NULL)
     *damaged = v.spans;
   if (v.spans > 0)
-    return mapkv__fail(
-        MAPKV_ECORRUPT,
-        "%llu damaged span(s), the first at "
-        "offset %llu",
-        (unsigned long long)v.spans,
-        (unsigned long long)(res.damaged ? res.first_damage : res.end));
+    return mapkv__fail(MAPKV_ECORRUPT,
+                       "%llu damaged span(s), the first at offset %llu",
+                       (unsigned long long)v.spans, (unsigned long long)first);
   return 0;
 }

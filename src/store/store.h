@@ -44,12 +44,20 @@ struct mapkv {
   uint64_t seq;      /* newest sequence number used */
   uint64_t page;     /* page size */
   mapkv__header hdr; /* as on disk (file_id, generation, created) */
+  unsigned rec_head; /* bytes before a record's key (format version) */
   mapkv__index ix;
   uint64_t live_bytes;
-  int known_damage; /* recovery skipped damage that is still in the file */
-  /* The open accepted [header, unchecked_end) by structure alone (a clean
-   * close): checksums there are checked as records are read. */
-  uint64_t unchecked_end;
+  int known_damage; /* damage is still in the file (found at open or since) */
+  /* What the header's sealed end says (FORMAT.md): the log below it is
+   * known durable and checked. `lost` is the offset of the first damage a
+   * crash may have caused (a write that never reached the disk), which
+   * stays unsealed so that every later open sees it as the first did. */
+  uint64_t sealed, lost;
+  /* Records whose key recovery marked: the newest record of a key whose
+   * batch damage cost (sorted file offsets; fixed after the open). A slot
+   * pointing at one answers MAPKV_ECORRUPT. */
+  uint64_t *poison;
+  size_t npoison;
   mapkv_stats rec;  /* recovery figures of the last open */
   uint64_t *hashes; /* writer's scratch: key hashes of a batch */
   size_t nhashes;
@@ -97,25 +105,57 @@ static inline uint64_t mapkv__end(const mapkv_t *db) {
   return __atomic_load_n(&db->end, __ATOMIC_ACQUIRE);
 }
 
+/* Decodes the record at file offset off of this store's format version
+ * (avail bytes readable from there). */
+static inline int mapkv__decode(const mapkv_t *db, uint64_t off,
+                                uint64_t avail, int verify, mapkv__rec *r) {
+  if (db->rec_head == MAPKV__REC_HEAD_V1)
+    return mapkv__rec_decode_v1(db->base + off, avail, db->hdr.file_id, verify,
+                                r);
+  return mapkv__rec_decode(db->base + off, avail, db->hdr.file_id, verify, r);
+}
+
+/* Whether recovery marked the record at off as standing for a key whose
+ * newest batch damage cost (see `poison`). */
+static inline int mapkv__poisoned(const mapkv_t *db, uint64_t off) {
+  size_t lo = 0, hi = db->npoison;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (db->poison[mid] < off)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo < db->npoison && db->poison[lo] == off;
+}
+
+/* The key of the record at off (whose header lies inside the mapping). */
+static inline const uint8_t *mapkv__key_at(const mapkv_t *db, uint64_t off) {
+  return db->base + off + db->rec_head;
+}
+
 /* Finds the newest record of key: its offset, or 0. p receives the probe
- * position (for replace/remove). Caller holds rw (read) or wlock. */
+ * position (for replace/remove). A slot whose tag matches but whose record
+ * fails its checksum stands for a damaged record of this key (recovery
+ * points a key's slot at its damaged newest record, whose key bytes may be
+ * damaged too): when no intact record of the key is found, its offset is
+ * returned with *damaged set (damaged may be NULL: then such slots are
+ * skipped). Caller holds rw (read) or wlock. */
 uint64_t mapkv__find(const mapkv_t *db, const void *key, size_t klen,
-                     uint64_t hash, mapkv__probe *p);
+                     uint64_t hash, mapkv__probe *p, int *damaged);
 
-/* Applies one intact record at off to the index and the live-byte count.
- * Caller holds rw for writing (or owns db exclusively). 0 or MAPKV_ENOMEM. */
-int mapkv__apply(mapkv_t *db, uint64_t off, const mapkv__rec *r);
+/* The index hashes of the keys of the records at offs[i] from base, whose
+ * keys start head bytes in (mapkv__rec_head()). */
+void mapkv__hash_records(const uint8_t *base, unsigned head,
+                         const uint64_t *offs, uint64_t *hashes, size_t n);
 
-/* The index hashes of the keys of the records at offs[i] from base. */
-void mapkv__hash_records(const uint8_t *base, const uint64_t *offs,
-                         uint64_t *hashes, size_t n);
-
-/* What the scanner reports to its user. */
+/* What the scanner reports to its user, in log order. */
 typedef struct mapkv__scan_cb {
   /* A complete intact batch: `n` records at the offsets given. */
   int (*batch)(void *ctx, const uint64_t *offs, size_t n);
-  /* A damaged span [off, off+len) with a reason. */
-  void (*damage)(void *ctx, uint64_t off, uint64_t len, const char *what);
+  /* A damaged span [off, off+len) in the middle (an accepted batch follows
+   * it), with a reason; reported before that batch. 0 or an error. */
+  int (*damage)(void *ctx, uint64_t off, uint64_t len, const char *what);
   void *ctx;
 } mapkv__scan_cb;
 
@@ -124,6 +164,7 @@ typedef struct mapkv__scan_res {
   uint64_t end;          /* end of the last accepted batch */
   uint64_t last_seq;     /* its last sequence number */
   uint64_t batches;      /* accepted batches */
+  uint64_t records;      /* records in them */
   uint64_t tail_bytes;   /* non-zero bytes after end */
   uint64_t tail_records; /* intact records after end */
   uint64_t nonzero_end;  /* end of the last non-zero byte scanned */
@@ -132,16 +173,45 @@ typedef struct mapkv__scan_res {
   uint64_t first_damage;
 } mapkv__scan_res;
 
-/* Walks the records in [MAPKV__HDR_PAGE, limit). With verify, checksums are
- * checked and damage is skipped by a forward search for the next marker;
- * without, the first anomaly stops the scan with MAPKV_ECORRUPT (the
- * caller then scans again with verify). Returns 0 or an error from cb. */
-int mapkv__scan(const mapkv_t *db, uint64_t limit, int verify,
-                const mapkv__scan_cb *cb, mapkv__scan_res *res);
+/* Walks the records in [MAPKV__HDR_PAGE, limit) with every checksum
+ * verified; damage is skipped by a forward search for the next marker.
+ * Returns 0 or an error from cb. */
+int mapkv__scan(const mapkv_t *db, uint64_t limit, const mapkv__scan_cb *cb,
+                mapkv__scan_res *res);
+
+/* The offset of the next record marker in (from, end), or end. */
+uint64_t mapkv__next_marker(const mapkv_t *db, uint64_t from, uint64_t end);
 
 /* The offset of the next intact record after a damaged one at `from`
  * (searching forward for the marker), or `end` if there is none. */
 uint64_t mapkv__skip_damage(const mapkv_t *db, uint64_t from, uint64_t end);
+
+/* What a census of a span found: records that decode by structure, and
+ * how many of them pass or fail their checksum. */
+typedef struct mapkv__census_res {
+  uint64_t records, intact, bad;
+} mapkv__census_res;
+
+/* Called for each record of a census (decoded by structure; its checksum
+ * may fail). */
+typedef void (*mapkv__census_fn)(void *ctx, uint64_t off, const mapkv__rec *r);
+
+/* Walks [from, to) by structure alone, stepping over what does not decode
+ * by a forward search for the next marker, and counts what it finds;
+ * fn (may be NULL) sees every record. For damaged spans and tails, which
+ * are short: nothing here is trusted beyond its bounds. */
+void mapkv__census(const mapkv_t *db, uint64_t from, uint64_t to,
+                   mapkv__census_fn fn, void *ctx, mapkv__census_res *res);
+
+/* Whether a tail after the durable data is something other than an
+ * interrupted write. An interrupted write leaves intact records of an
+ * uncommitted batch and at most one torn record whose checksum fails;
+ * several structurally sound records that fail their checksums, as many
+ * as pass or more, are damage or a log under another file id, which
+ * recovery must not drop. */
+static inline int mapkv__tail_suspect(const mapkv__census_res *t) {
+  return t->bad >= 2 && t->bad >= t->intact;
+}
 
 /* A walk over the log that follows what recovery accepts: records whose
  * checksum holds and that keep the batch structure (FIRST, then
@@ -173,6 +243,10 @@ int mapkv__write_header(mapkv_t *db, int clean);
 
 /* msync of the pages covering [flushed, upto). */
 int mapkv__flush_to(mapkv_t *db, uint64_t upto);
+
+/* 0 if db->path still names the file the handle has open, MAPKV_EMOVED if
+ * it names another file or none (renamed over, removed), or -errno. */
+int mapkv__check_path(mapkv_t *db);
 
 /* Removes the temporary file of a compaction that did not finish. */
 void mapkv__compact_cleanup(mapkv_t *db);

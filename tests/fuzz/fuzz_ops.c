@@ -136,7 +136,7 @@ static size_t gen_val(fuzz_in *in) {
 static uint64_t live_bytes(const kvset *m) {
   uint64_t b = 0;
   for (size_t i = 0; i < m->n; i++)
-    b += 24 + m->e[i].kn + m->e[i].vn;
+    b += 30 + m->e[i].kn + m->e[i].vn;
   return b;
 }
 
