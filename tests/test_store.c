@@ -1300,7 +1300,7 @@ static void test_stats_figures(void **state) {
   assert_int_equal(st.records, 3);
   assert_int_equal(st.live_bytes, 96);
   assert_int_equal(st.dead_bytes, 0);
-  assert_int_equal(st.data_end, HDR + 78);
+  assert_int_equal(st.data_end, HDR + 96);
   assert_int_equal(st.last_seq, 3);
   put_str(db, "after", "compact");
   close_ok(db);
@@ -2910,7 +2910,7 @@ static void test_checksum_mismatch_message(void **state) {
   put_str(db, "after", "intact");
   close_ok(db);
 
-  flip_byte(path, off + 16 + 6 + 20); /* a byte of the value */
+  flip_byte(path, off + MAPKV__REC_HEAD + 6 + 20); /* a byte of the value */
   db = open_new(path);
   assert_int_equal(stat_of(db).clean_open, 1);
   assert_rc(mapkv_get(db, "target", 6, buf, sizeof buf, NULL), MAPKV_ECORRUPT);

@@ -375,6 +375,58 @@ typedef void (*mapkv_damage_fn)(void *ctx, uint64_t offset, uint64_t length,
 MAPKV_API int mapkv_verify(mapkv_t *db, mapkv_damage_fn report, void *ctx,
                            uint64_t *damaged);
 
+/* ---- Salvage and upgrade --------------------------------------------------
+ */
+
+/** Flags of mapkv_recover(). */
+#define MAPKV_RECOVER_FORCE 0x1u /**< rewrite in place even without damage */
+
+/** What mapkv_recover() found and did. */
+typedef struct mapkv_recover_info {
+  mapkv_stats found; /**< mapkv_stat() of the store as the salvage saw it */
+  uint64_t saved;    /**< live records written to the new store */
+  uint64_t lost;     /**< live records left behind: damaged, or of a batch
+                          damage cost */
+  int rewritten;     /**< 0: in place, the store had nothing to salvage and
+                          was left as it was */
+  int damaged;       /**< 1 if the salvage found damage (mapkv_verify()) */
+  char backup[4096]; /**< in place: the name the original now has ("" if
+                          none) */
+} mapkv_recover_info;
+
+/**
+ * Salvages the intact live records of the store at path into a new store.
+ *
+ * With out set, into out, which must not exist (-EEXIST otherwise); path
+ * is opened read-only and not changed. The new store is written under a
+ * temporary name next to out and linked into place when complete.
+ *
+ * With out NULL, in place, under the writer lock of path (MAPKV_ELOCKED if
+ * another process has it open for writing): the new store is written next
+ * to path, takes its mode and owner (or nothing is replaced), the original
+ * gets the second name "<path>.damaged-<unix time>" (".v<N>-<time>" when
+ * it was only upgraded from format version N, ".orig-<time>" when forced),
+ * written to info->backup, and the new store is renamed over path; the
+ * directory is synced. A store with no damage of the current format is
+ * left alone (info->rewritten = 0) unless flags has MAPKV_RECOVER_FORCE; a
+ * store of an older format version is always rewritten: this is how it is
+ * upgraded. Backups are never removed by the library: delete them when the
+ * recovered store is known good. A temporary file left by a recovery that
+ * was killed is removed by the next writable open of the store it was for.
+ *
+ * A symbolic link at path names the store it points at (which is the file
+ * replaced). Damaged records and the records of a batch that damage cost
+ * are left behind (info->lost); everything else is kept, with the store's
+ * key and value limits.
+ *
+ * @param info  receives what was found and done (may be NULL)
+ * @return 0, MAPKV_ELOCKED, -EEXIST, the errors of mapkv_open() for path,
+ *   -ENOSPC and other -errno; on failure path is unchanged and no new store
+ *   is left behind.
+ */
+MAPKV_API int mapkv_recover(const char *path, const char *out, unsigned flags,
+                            mapkv_recover_info *info);
+
 #ifdef __cplusplus
 }
 #endif

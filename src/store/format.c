@@ -230,6 +230,28 @@ int mapkv__rec_decode_v1(const uint8_t *p, uint64_t avail, uint64_t file_id,
   return rec_decode(p, avail, file_id, verify, r, MAPKV__REC_HEAD_V1);
 }
 
+int mapkv__rec_decode_lenient(const uint8_t *p, uint64_t avail, unsigned head,
+                              mapkv__rec *r) {
+  if (avail < (uint64_t)head + MAPKV__REC_TAIL)
+    return -1;
+  r->type = p[MAPKV__R_TYPE];
+  r->flags = p[MAPKV__R_FLAGS];
+  r->klen = mapkv__rec_klen_at(p);
+  r->vlen = mapkv__rec_vlen_at(p);
+  r->seq = mapkv__rec_seq_at(p);
+  r->prev = head > MAPKV__R_PREV ? mapkv__get_le(p + MAPKV__R_PREV, 6) : 0;
+  r->key = r->val = NULL;
+  r->size = 0;
+  if (avail - head - MAPKV__REC_TAIL >= r->klen) {
+    r->key = p + head;
+    if (avail - head - MAPKV__REC_TAIL - r->klen >= r->vlen) {
+      r->val = r->key + r->klen;
+      r->size = head + MAPKV__REC_TAIL + (uint64_t)r->klen + r->vlen;
+    }
+  }
+  return 0;
+}
+
 int mapkv__rec_checksum_ok(const uint8_t *p, const mapkv__rec *r,
                            uint64_t file_id) {
   uint64_t n = r->size - MAPKV__REC_TAIL;

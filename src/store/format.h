@@ -113,6 +113,15 @@ int mapkv__rec_decode(const uint8_t *p, uint64_t avail, uint64_t file_id,
 int mapkv__rec_decode_v1(const uint8_t *p, uint64_t avail, uint64_t file_id,
                          int verify, mapkv__rec *r);
 
+/* Reads the fields of what may be a damaged record at p (head bytes before
+ * its key, avail readable), checking nothing but bounds: key is NULL when
+ * the key length runs past avail, val NULL and size 0 when the value does.
+ * For recovery, to learn which key a damaged record of a sealed log stood
+ * for (its prev, or its key). 0, or -1 when not even the fixed fields are
+ * readable. */
+int mapkv__rec_decode_lenient(const uint8_t *p, uint64_t avail, unsigned head,
+                              mapkv__rec *r);
+
 /* The bytes before the key of a record of format `version`. */
 static inline unsigned mapkv__rec_head(uint32_t version) {
   return version == 1 ? MAPKV__REC_HEAD_V1 : MAPKV__REC_HEAD;

@@ -149,29 +149,35 @@ uint64_t mapkv__skip_damage(const mapkv_t *db, uint64_t from, uint64_t end) {
   return end;
 }
 
-void mapkv__census(const mapkv_t *db, uint64_t from, uint64_t to,
+void mapkv__census(const mapkv_t *db, uint64_t from, uint64_t to, int lenient,
                    mapkv__census_fn fn, void *ctx, mapkv__census_res *res) {
   uint64_t pos = from;
+  int boundary = 1; /* a record must start at pos */
   memset(res, 0, sizeof *res);
   while (pos < to) {
     mapkv__rec r;
     int d = mapkv__decode(db, pos, db->cap - pos, 0, &r);
-    if (d == MAPKV__REC_END) {
-      pos = mapkv__next_marker(db, pos, to);
-      continue;
-    }
     if (d != MAPKV__REC_OK) {
+      if (lenient && boundary && fn != NULL && d != MAPKV__REC_END &&
+          mapkv__rec_decode_lenient(db->base + pos, db->cap - pos,
+                                    db->rec_head, &r) == 0)
+        fn(ctx, pos, &r);
+      boundary = 0;
       pos = mapkv__next_marker(db, pos, to);
       continue;
     }
     res->records++;
-    if (mapkv__rec_checksum_ok(db->base + pos, &r, db->hdr.file_id))
-      res->intact++;
-    else
-      res->bad++;
     if (fn != NULL)
       fn(ctx, pos, &r);
-    pos += r.size;
+    if (mapkv__rec_checksum_ok(db->base + pos, &r, db->hdr.file_id)) {
+      res->intact++;
+      boundary = 1;
+      pos += r.size;
+    } else {
+      res->bad++;
+      boundary = 0;
+      pos = mapkv__next_marker(db, pos, to);
+    }
   }
 }
 

@@ -427,35 +427,46 @@ static int apply_batch(void *ctx, const uint64_t *offs, size_t n) {
   return 0;
 }
 
-/* Points the key a damaged (or lost) record at off may have changed at
- * that record, so that a get of it answers MAPKV_ECORRUPT instead of an
- * older value (mapkv__find() reports such slots). Its key bytes are
- * trusted only if the record is intact; otherwise prev, the key's newest
- * record before it, names the key, when what prev points at is an intact
- * record the index still has as its key's newest. */
+/* Marks the key a damaged (or lost) record at off may have changed, so
+ * that a get of it answers MAPKV_ECORRUPT instead of an older value: the
+ * record its slot points at is added to the poison list (the slot itself
+ * keeps pointing at a record with that key, so that its hash can always be
+ * taken from the record). Its key bytes are trusted only if the record is
+ * intact; otherwise prev, the key's newest record before it, names the
+ * key, when what prev points at is an intact record the index still has
+ * as its key's newest. */
 static void poison(void *ctx, uint64_t off, const mapkv__rec *r) {
   rebuild *b = ctx;
   mapkv_t *db = b->q.db;
   mapkv__probe p;
   mapkv__rec pr;
-  uint64_t hash, old = 0;
+  uint64_t hash = 0, target = 0;
   int damaged = 0, intact;
-  if (b->rc != 0 || r->type == MAPKV__T_COMMIT || off >= b->sealed)
+  if (b->rc != 0 || off >= b->sealed ||
+      (r->type == MAPKV__T_COMMIT && r->klen == 0 && r->prev == 0))
     return;
-  intact = mapkv__rec_checksum_ok(db->base + off, r, db->hdr.file_id);
+  intact = r->size > 0 &&
+           (r->type == MAPKV__T_PUT || r->type == MAPKV__T_DEL) &&
+           db->base[off] == MAPKV__MARK0 && db->base[off + 1] == MAPKV__MARK1 &&
+           mapkv__rec_checksum_ok(db->base + off, r, db->hdr.file_id);
   if (!intact && r->prev >= MAPKV__HDR_PAGE && r->prev < off &&
       mapkv__decode(db, r->prev, db->cap - r->prev, 1, &pr) == MAPKV__REC_OK &&
-      pr.type != MAPKV__T_COMMIT) {
-    hash = mapkv__index_hash(pr.key, pr.klen);
-    if (mapkv__index_find_offset(&db->ix, hash, r->prev, &p))
-      old = r->prev;
-  }
-  if (old == 0) {
+      pr.type != MAPKV__T_COMMIT &&
+      mapkv__index_has(&db->ix, mapkv__index_hash(pr.key, pr.klen), r->prev))
+    target = r->prev;
+  if (target == 0 && r->key != NULL) {
     hash = mapkv__index_hash(r->key, r->klen);
-    old = mapkv__find(db, r->key, r->klen, hash, &p, &damaged);
+    target = mapkv__find(db, r->key, r->klen, hash, &p, &damaged);
   }
-  if (old == 0 && !intact)
-    return; /* its key may be damaged: no key is made up from it */
+  if (target == 0 && !intact) {
+    /* A key's first record, damaged: its key bytes may be what was hit,
+     * but are far more likely intact (values are the larger part); only a
+     * record sound in structure is taken at its word. */
+    mapkv__rec sr;
+    if (r->key == NULL ||
+        mapkv__decode(db, off, db->cap - off, 0, &sr) != MAPKV__REC_OK)
+      return;
+  }
   if (db->npoison % 64 == 0) {
     uint64_t *q = realloc(db->poison, (db->npoison + 64) * sizeof *q);
     if (q == NULL) {
@@ -464,16 +475,23 @@ static void poison(void *ctx, uint64_t off, const mapkv__rec *r) {
     }
     db->poison = q;
   }
-  if (old != 0) {
-    db->live_bytes -= rec_size_at(db, old);
-    mapkv__index_replace(&db->ix, &p, off);
-  } else if (mapkv__index_insert(&db->ix, hash, off) != 0) {
-    b->rc = mapkv__fail(MAPKV_ENOMEM, "out of memory growing the index");
-    return;
+  if (target == 0) {
+    /* A new key of the lost batch: it answers MAPKV_ECORRUPT too (its
+     * slot points at this record, whose key it is). */
+    if (mapkv__index_insert(&db->ix, hash, off) != 0) {
+      b->rc = mapkv__fail(MAPKV_ENOMEM, "out of memory growing the index");
+      return;
+    }
+    db->live_bytes += r->size;
+    target = off;
   }
-  db->poison[db->npoison++] = off; /* in log order: sorted */
-  db->live_bytes += r->size;
+  db->poison[db->npoison++] = target;
   b->poisoned++;
+}
+
+static int cmp_offset(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
 }
 
 /* A damaged span of the middle: counted, and below the sealed end its
@@ -488,7 +506,7 @@ static int on_damage(void *ctx, uint64_t off, uint64_t len, const char *what) {
     b->lost = off > b->sealed ? off : b->sealed;
   if ((rc = queue_drain(&b->q)) != 0)
     return rc;
-  mapkv__census(b->q.db, off, off + len, poison, b, &c);
+  mapkv__census(b->q.db, off, off + len, off < b->sealed, poison, b, &c);
   b->bad += c.bad;
   return b->rc;
 }
@@ -550,12 +568,12 @@ static int recover(mapkv_t *db) {
   /* Damage at the end of the sealed log is not a tail. */
   end = res.end;
   if (b.sealed > end) {
-    mapkv__census(db, end, b.sealed, NULL, NULL, &end_damage);
+    mapkv__census(db, end, b.sealed, 0, NULL, NULL, &end_damage);
     end = b.sealed;
   }
   memset(&tail, 0, sizeof tail);
   if (res.nonzero_end > end)
-    mapkv__census(db, end, res.nonzero_end, NULL, NULL, &tail);
+    mapkv__census(db, end, res.nonzero_end, 0, NULL, NULL, &tail);
   bad = b.bad + end_damage.bad + tail.bad;
   if (!salvage && bad >= 2 && res.records == 0)
     return mapkv__fail(
@@ -592,6 +610,8 @@ static int recover(mapkv_t *db) {
   db->rec.damaged_regions = res.damaged;
   db->rec.damaged_bytes = res.damaged_bytes;
   db->rec.first_damage_offset = res.first_damage;
+  if (db->npoison > 1)
+    qsort(db->poison, db->npoison, sizeof *db->poison, cmp_offset);
   db->rec.damaged_keys = b.poisoned;
   db->known_damage = res.damaged > 0 || db->rec.truncated_bytes > 0;
   /* This open checks the log up to its end and (a writer) makes it
@@ -1072,11 +1092,14 @@ static int lookup_hashed(mapkv_t *db, const void *key, size_t klen,
                        (unsigned long long)off);
   }
   /* Only a marked slot names a DEL record. */
-  if ((db->npoison > 0 && mapkv__poisoned(db, off)) || r.type != MAPKV__T_PUT)
+  if ((db->npoison > 0 && mapkv__poisoned(db, off)) ||
+      r.type != MAPKV__T_PUT) {
+    atomic_fetch_add(&db->checksum_failures, 1);
     return mapkv__fail(MAPKV_ECORRUPT,
                        "the newest batch of this key (at offset %llu) was "
                        "lost to damage",
                        (unsigned long long)off);
+  }
   *val = r.val;
   *vlen = r.vlen;
   return 0;
@@ -1406,7 +1429,7 @@ int mapkv_verify(mapkv_t *db, mapkv_damage_fn report, void *ctx,
   }
   from = res.end > db->end ? res.end : db->end;
   if (rc == 0 && res.nonzero_end > from) {
-    mapkv__census(db, from, res.nonzero_end, NULL, NULL, &tail);
+    mapkv__census(db, from, res.nonzero_end, 0, NULL, NULL, &tail);
     if (mapkv__tail_suspect(&tail)) {
       verify_damage(&v, from, res.nonzero_end - from,
                     "records that fail their checksums after the data "

@@ -53,9 +53,9 @@ struct mapkv {
    * crash may have caused (a write that never reached the disk), which
    * stays unsealed so that every later open sees it as the first did. */
   uint64_t sealed, lost;
-  /* Records whose key recovery marked: the newest record of a key whose
-   * batch damage cost (sorted file offsets; fixed after the open). A slot
-   * pointing at one answers MAPKV_ECORRUPT. */
+  /* Records whose key recovery marked because damage cost the key's
+   * newest batch: what the key's slot points at (sorted file offsets; fixed
+   * after the open). A slot pointing at one answers MAPKV_ECORRUPT. */
   uint64_t *poison;
   size_t npoison;
   mapkv_stats rec;  /* recovery figures of the last open */
@@ -198,9 +198,12 @@ typedef void (*mapkv__census_fn)(void *ctx, uint64_t off, const mapkv__rec *r);
 
 /* Walks [from, to) by structure alone, stepping over what does not decode
  * by a forward search for the next marker, and counts what it finds;
- * fn (may be NULL) sees every record. For damaged spans and tails, which
- * are short: nothing here is trusted beyond its bounds. */
-void mapkv__census(const mapkv_t *db, uint64_t from, uint64_t to,
+ * fn (may be NULL) sees every record. Only an intact record's length is
+ * stepped by. With lenient, fn also sees what stands where a record must
+ * start (from, and after an intact record) but does not decode, read by
+ * mapkv__rec_decode_lenient() (from is then a record boundary). For
+ * damaged spans and tails: nothing here is trusted beyond its bounds. */
+void mapkv__census(const mapkv_t *db, uint64_t from, uint64_t to, int lenient,
                    mapkv__census_fn fn, void *ctx, mapkv__census_res *res);
 
 /* Whether a tail after the durable data is something other than an

@@ -153,7 +153,7 @@ run 0 keys --hex "$DB" && out_has '^00ff$'
 run 1 keys "$T/missing.db"
 
 # ---- stat -------------------------------------------------------------------
-run 0 stat "$KDB" && out_has '^records: *5$' && out_has '^format version: *1$' &&
+run 0 stat "$KDB" && out_has '^records: *5$' && out_has '^format version: *2$' &&
   out_has '^clean open: *yes$' && out_has '^dropped tail bytes: *0$' &&
   out_has '^first damage offset:'
 run 0 stat --json "$KDB"
@@ -281,17 +281,17 @@ run 0 load -f "$T/kw.dump" "$T/kw.db" && err_empty
 run 0 get "$T/kw.db" a && out_is 'b'
 
 # ---- verify / recover on a damaged store -------------------------------------
-# Three puts of 2-byte keys and 6-byte values: records of 24 + 2 + 6 = 32
-# bytes from offset 4096 (FORMAT.md: 16-byte record header, key, value,
-# 8-byte checksum). The second record is at 4128; its value at 4128 + 16 + 2.
+# Three puts of 2-byte keys and 6-byte values: records of 30 + 2 + 6 = 38
+# bytes from offset 4096 (FORMAT.md: 22-byte record header, key, value,
+# 8-byte checksum). The second record is at 4134; its value at 4134 + 22 + 2.
 VDB=$T/damaged.db
 "$MAPKV" put "$VDB" k1 value1 && "$MAPKV" put "$VDB" k2 value2 &&
   "$MAPKV" put "$VDB" k3 value3 || fail "building $VDB"
 run 0 verify "$VDB" && out_has ': ok' && out_has '3 records'
 cp "$VDB" "$T/intact.db"
-printf 'X' | dd of="$VDB" bs=1 seek=4146 count=1 conv=notrunc 2>/dev/null
-run 1 verify "$VDB" && out_has 'offset 4128' && out_has 'DAMAGED' && out_has 'checksum'
-run 1 get "$VDB" k2 && err_has 'offset 4128'
+printf 'X' | dd of="$VDB" bs=1 seek=4158 count=1 conv=notrunc 2>/dev/null
+run 1 verify "$VDB" && out_has 'offset 4134' && out_has 'DAMAGED' && out_has 'checksum'
+run 1 get "$VDB" k2 && err_has 'offset 4134'
 run 0 get "$VDB" k3 && out_is 'value3'
 run 1 dump "$VDB" && err_has 'damaged'
 run 1 verify "$T/missing.db"
