@@ -44,10 +44,17 @@ extern "C" {
 #define MAPKV_API
 #endif
 
-/** Library version. */
+/** Library version: the release this header belongs to (the build reads
+ * it from here; it is defined nowhere else). */
 #define MAPKV_VERSION_MAJOR 0
 #define MAPKV_VERSION_MINOR 1
 #define MAPKV_VERSION_PATCH 0
+#define MAPKV__STR_(x)      #x
+#define MAPKV__STR(x)       MAPKV__STR_(x)
+/** "MAJOR.MINOR.PATCH" of this header, e.g. "0.1.0". */
+#define MAPKV_VERSION_STRING                                                   \
+  MAPKV__STR(MAPKV_VERSION_MAJOR)                                              \
+  "." MAPKV__STR(MAPKV_VERSION_MINOR) "." MAPKV__STR(MAPKV_VERSION_PATCH)
 /** The newest on-disk format version this library reads and writes. */
 #define MAPKV_FORMAT_VERSION 1
 
@@ -57,6 +64,14 @@ extern "C" {
 #define MAPKV_FILE_MAX          (1ull << 40) /**< bytes in a store file (1 TiB) */
 #define MAPKV_DEFAULT_KEY_MAX   4096u        /**< default max_key_size */
 #define MAPKV_DEFAULT_VALUE_MAX (64u << 20) /**< default max_value_size */
+
+/**
+ * The version of the library in use at run time, "MAJOR.MINOR.PATCH" (a
+ * static string, never NULL). A program built against one header and run
+ * with another shared library can compare it with MAPKV_VERSION_STRING;
+ * libraries of one major version are compatible with each other.
+ */
+MAPKV_API const char *mapkv_version(void);
 
 /* ---- Errors -------------------------------------------------------------- */
 
