@@ -213,8 +213,8 @@ run 3 keys "$T/missing.db"
 
 # ---- stat -------------------------------------------------------------------
 run 0 stat "$KDB" && out_has '^records: *5$' && out_has '^format version: *1$' &&
-  out_has '^clean open: *yes$' && out_has '^dropped tail bytes: *0$' &&
-  out_has '^first damage offset:'
+  out_has '^last close: *clean$' && out_has '^batches indexed: *5$' &&
+  out_has '^checksum failures: *0$'
 run 0 stat --json "$KDB"
 check "stat --json is one line" test "$(wc -l <"$T/out")" -eq 1
 if command -v python3 >/dev/null 2>&1 && python3 -c 'import json' >/dev/null 2>&1; then
@@ -223,11 +223,14 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 assert d["records"] == 5, d
 assert d["clean_open"] is True, d
-for k in ("format_version", "live_bytes", "dead_bytes", "data_end", "file_size",
-          "mapped_size", "index_slots", "index_bytes", "generation",
+assert d["recovered_batches"] == 5, d
+assert d["writer_pid"] == 0, d
+for k in ("format_version", "records", "live_bytes", "dead_bytes", "data_end",
+          "file_size", "mapped_size", "reserved_size", "index_slots",
+          "index_bytes", "last_seq", "generation", "recovered_batches",
           "dropped_tail_bytes", "dropped_tail_records", "damaged_regions",
-          "damaged_bytes", "first_damage_offset"):
-    assert isinstance(d[k], int), k
+          "damaged_bytes", "first_damage_offset", "checksum_failures"):
+    assert isinstance(d[k], int) and not isinstance(d[k], bool), k
 ' "$T/out"
 else
   echo "note: python3 not found; checking stat --json with grep"
@@ -396,17 +399,18 @@ WDB=$T/wait.db
 run 0 put "$WDB" k0 v0
 awk 'BEGIN { printf "VERSION=3\nHEADER=END\n 686f6c646572\n 7761732068657265\n";
   for (i = 0; i < 3000; i++) printf " %08x\n %064x\n", i, i }' >"$T/hold.dump"
-hold() { # hold: start the holder and wait until WDB is locked
+hold() { # hold [DB]: start the holder and wait until DB (WDB) is locked
+  HDB=${1:-$WDB}
   rm -f "$T/fifo"
   mkfifo "$T/fifo" || fail "mkfifo"
-  "$MAPKV" load -f "$T/fifo" "$WDB" >"$T/hold.out" 2>"$T/hold.err" &
+  "$MAPKV" load -f "$T/fifo" "$HDB" >"$T/hold.out" 2>"$T/hold.err" &
   holder=$!
   exec 9>"$T/fifo"
   cat "$T/hold.dump" >&9
   i=0
-  while flock -n -x "$WDB" true 2>/dev/null; do
+  while flock -n -x "$HDB" true 2>/dev/null; do
     i=$((i + 1))
-    [ $i -lt 200 ] || { fail "the holder never locked $WDB"; break; }
+    [ $i -lt 200 ] || { fail "the holder never locked $HDB"; break; }
     sleep 0.05
   done
 }
@@ -451,6 +455,33 @@ run 1 get "$WDB" k0
 run 0 get "$WDB" a && out_is 'b'
 run 0 verify "$WDB"
 rm -f "$WDB".damaged-*
+
+# ---- stat in words: a clean close, a writer at work, a crash ------------------
+XDB=$T/crash.db
+"$MAPKV" put "$XDB" k1 value1 && "$MAPKV" put "$XDB" k2 value2 &&
+  "$MAPKV" put "$XDB" k3 value3 || fail "building $XDB"
+run 0 stat "$XDB" && out_has '^last close: *clean$' &&
+  out_has '^batches indexed: *3$' && out_has '^recovery: *not needed'
+check "stat after a clean close does not speak of recovered batches" \
+  test "$(grep -c -i -e recovered -e dropped -e damage "$T/out")" = 0
+hold "$XDB"
+run 0 stat "$XDB" &&
+  out_has "^last close: *still open: process $holder has the store open for writing"
+run 0 stat --json "$XDB" && out_has "\"writer_pid\":$holder," && out_has '"clean_open":false'
+kill -9 "$holder" 2>/dev/null
+wait "$holder" 2>/dev/null
+exec 9>&-
+run 0 stat "$XDB" && out_has '^last close: *not clean: the last writer did not close' &&
+  out_has '^batches recovered: *3$' && out_has '^recovery: *every batch intact' &&
+  out_has '^dropped tail bytes: *0$' && out_has '^damaged regions: *0$'
+run 0 stat --json "$XDB" && out_has '"writer_pid":0,' && out_has '"clean_open":false' &&
+  out_has '"recovered_batches":3,'
+# Damage in the middle of a store left by a crash (the second record's value).
+printf 'X' | dd of="$XDB" bs=1 seek=4146 count=1 conv=notrunc 2>/dev/null
+run 0 stat "$XDB" && out_has '^last close: *not clean' && out_has '^batches recovered: *2$' &&
+  out_has '^recovery: *1 damaged region(s) of [0-9]* bytes skipped, the first at offset 4128' &&
+  out_has '^damaged regions: *1$' && out_has '^first damage offset: *4128$'
+run 0 stat --json "$XDB" && out_has '"damaged_regions":1,' && out_has '"first_damage_offset":4128,'
 
 # Two shells racing 300 puts each with --wait lose nothing.
 RDB=$T/race.db
