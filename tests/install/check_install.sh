@@ -4,7 +4,7 @@
 # builds a separate project against it there: through find_package(mapkv)
 # and through pkg-config, shared and static. Checks that only the public
 # API is exported, that nothing of libxxhash is needed (the library compiles
-# xxHash in), and that the man page is installed.
+# xxHash in), and that the library's man page is installed.
 # usage: check_install.sh SOURCE_DIR WORK_DIR C_COMPILER
 set -eu
 src=$1 work=$2 cc=$3
@@ -52,6 +52,10 @@ fi
 if grep -r -i -l xxhash "$libdir/pkgconfig" "$libdir/cmake"; then
   echo "the installed package depends on xxHash"; exit 1
 fi
+
+# The library's man page.
+test -s "$prefix/share/man/man3/mapkv.3" ||
+  { echo "share/man/man3/mapkv.3 is not installed"; exit 1; }
 
 mkdir -p "$work/consumer"
 cat >"$work/consumer/main.c" <<'C'
