@@ -12,7 +12,8 @@
  * rename() when the file system has no hard links), the new store is
  * renamed over DB, and the directory is synced. While it works it holds an
  * exclusive flock() on DB, the lock a mapkv writer holds, so that no writer
- * can be appending to the file it replaces.
+ * can be appending to the file it replaces; like the library, it checks
+ * after taking the lock that DB still names the file it locked.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -208,30 +209,53 @@ static int sync_dir_of(const char *path) {
   return rc;
 }
 
-/* flock(LOCK_EX) on fd, trying again after short sleeps for up to wait_ms
- * (as the library's lock_timeout_ms does). 0, or -1 with errno. */
-static int lock_waiting(int fd, uint32_t wait_ms) {
-  struct timespec start, now;
+static double monotonic_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Opens path and takes the writer's lock (an exclusive flock) on the file
+ * it names, trying again after short sleeps for up to wait_ms, as the
+ * library's lock_timeout_ms does; and, as the library does, makes sure
+ * that the file locked is still the one the path names (a compaction may
+ * rename a new file over it meanwhile). Returns the descriptor, or -1
+ * after reporting the failure in *rc. */
+static int lock_store(const char *path, uint32_t wait_ms, int *rc) {
+  double deadline = monotonic_ms() + (double)wait_ms;
   long pause_ms = 1;
-  clock_gettime(CLOCK_MONOTONIC, &start);
-  while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    double waited;
-    if (errno != EWOULDBLOCK)
-      return -1;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    waited = (double)(now.tv_sec - start.tv_sec) * 1e3 +
-             (double)(now.tv_nsec - start.tv_nsec) / 1e6;
-    if (waited >= (double)wait_ms) {
-      errno = EWOULDBLOCK;
+  for (int attempt = 0; attempt < 100; attempt++) {
+    struct stat a, b;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      *rc = cli_fail("%s: %s", path, strerror(errno));
       return -1;
     }
-    {
-      struct timespec ts = {0, pause_ms * 1000000L};
-      nanosleep(&ts, NULL);
+    while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      int e = errno;
+      if (e == EWOULDBLOCK && monotonic_ms() < deadline) {
+        struct timespec ts = {0, pause_ms * 1000000L};
+        nanosleep(&ts, NULL);
+        pause_ms = pause_ms * 2 > 25 ? 25 : pause_ms * 2;
+        continue;
+      }
+      close(fd);
+      if (e == EWOULDBLOCK)
+        *rc = cli_fail("%s is open for writing by another process (stop it, "
+                       "wait for it with --wait SECONDS, or recover into a new "
+                       "store with -o OUT)",
+                       path);
+      else
+        *rc = cli_fail("locking %s: %s", path, strerror(e));
+      return -1;
     }
-    pause_ms = pause_ms * 2 > 25 ? 25 : pause_ms * 2;
+    if (fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev &&
+        a.st_ino == b.st_ino)
+      return fd;
+    close(fd); /* replaced meanwhile: lock the new file */
   }
-  return 0;
+  *rc = cli_fail("%s keeps being replaced", path);
+  return -1;
 }
 
 /* Gives the file at path the second name DB.damaged-<time> (into *backup,
@@ -296,18 +320,8 @@ static int run_recover(int argc, char **argv) {
 
   if (out == NULL) {
     size_t len = strlen(path);
-    lockfd = open(path, O_RDONLY | O_CLOEXEC);
-    if (lockfd < 0)
-      return cli_fail("%s: %s", path, strerror(errno));
-    if (lock_waiting(lockfd, wait_ms) != 0) {
-      rc = errno == EWOULDBLOCK
-               ? cli_fail("%s is open for writing by another process (stop it, "
-                          "wait for it with --wait SECONDS, or recover into a "
-                          "new store with -o OUT)",
-                          path)
-               : cli_fail("locking %s: %s", path, strerror(errno));
-      goto done;
-    }
+    if ((lockfd = lock_store(path, wait_ms, &rc)) < 0)
+      return rc;
     tmp = malloc(len + sizeof ".recovered-tmp");
     if (tmp == NULL) {
       rc = cli_fail("out of memory");
