@@ -1,9 +1,10 @@
 /*
  * test_lock.c — two processes on one store: the writer's exclusive lock
- * (MAPKV_ELOCKED for a second writer), read-only opens beside a writer
- * (seeing what was committed before they opened), the lock released by a
- * clean close and by a killed process, and recovery of every acknowledged
- * commit after SIGKILL.
+ * (MAPKV_ELOCKED for a second writer), a second writer that waits for the
+ * lock (lock_timeout_ms), read-only opens beside a writer (seeing what was
+ * committed before they opened), the lock released by a clean close and by
+ * a killed process, and recovery of every acknowledged commit after
+ * SIGKILL.
  *
  * Children report through pipes; the parent waits on those, never on time.
  * A child that dies early closes its pipe, so the parent's read fails
@@ -16,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <setjmp.h>
@@ -26,6 +29,7 @@
 #include <cmocka.h>
 
 #include "mapkv/mapkv.h"
+#include "store/os.h"
 #include "testutil.h"
 
 static char path[256];
@@ -47,6 +51,7 @@ static int teardown(void **state) {
     waitpid(child, NULL, 0);
     child = -1;
   }
+  mapkv__os_reset();
   unlink(path);
   snprintf(tmp, sizeof tmp, "%s.compact", path);
   unlink(tmp);
@@ -264,6 +269,155 @@ static void test_second_writer_locked_reader_allowed(void **state) {
   assert_rc(put_op(db, BEFORE + AFTER), 0);
   assert_rc(mapkv_close(db), 0);
   assert_rc(mapkv_close(ro), 0);
+}
+
+/* ---- a second writer that waits (lock_timeout_ms) ------------------------ */
+
+/* The child: opens for writing, commits one key, says 'R'; on 'C' closes
+ * the store, says 'D' and exits. */
+static void lock_keeper(int to_parent, int from_parent) {
+  mapkv_t *db = NULL;
+  if (try_open(MAPKV_CREATE, &db) != 0)
+    _exit(50);
+  if (mapkv_put(db, "keeper", 6, "was here", 8) != 0)
+    _exit(51);
+  write_byte(to_parent, 'R');
+  if (read_byte(from_parent) != 'C')
+    _exit(52); /* the parent went away */
+  if (mapkv_close(db) != 0)
+    _exit(53);
+  write_byte(to_parent, 'D');
+  _exit(0);
+}
+
+/* The engine's flock(), counted: tries of the writer's lock, and of those
+ * the ones another process held. After release_after busy tries, the
+ * keeper is told to close (so the open is known to be waiting then). */
+static int lock_tries, lock_busy, release_after, release_fd = -1;
+
+static int counting_flock(int fd, int op) {
+  int rc = flock(fd, op), e = errno;
+  if (op == (LOCK_EX | LOCK_NB)) {
+    lock_tries++;
+    if (rc != 0 && e == EWOULDBLOCK && ++lock_busy == release_after)
+      send_byte(release_fd, 'C');
+  }
+  errno = e;
+  return rc;
+}
+
+static void count_flock(int release_after_busy, int fd) {
+  lock_tries = lock_busy = 0;
+  release_after = release_after_busy;
+  release_fd = fd;
+  mapkv__os.flock = counting_flock;
+}
+
+static int open_waiting(unsigned flags, uint32_t timeout_ms, mapkv_t **out) {
+  mapkv_options o;
+  mapkv_options_init(&o);
+  o.flags = flags;
+  o.lock_timeout_ms = timeout_ms;
+  return mapkv_open(path, &o, out);
+}
+
+static double now_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Starts lock_keeper and waits for its 'R'. */
+static void start_keeper(int up[2], int down[2]) {
+  assert_int_equal(pipe(up), 0);
+  assert_int_equal(pipe(down), 0);
+  child = fork();
+  assert_true(child >= 0);
+  if (child == 0) {
+    close(up[0]);
+    close(down[1]);
+    lock_keeper(up[1], down[0]);
+  }
+  close(up[1]);
+  close(down[0]);
+  assert_int_equal(read_byte(up[0]), 'R');
+}
+
+static void stop_keeper(int up[2], int down[2]) {
+  int status = 0;
+  assert_int_equal(waitpid(child, &status, 0), child);
+  child = -1;
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+  close(up[0]);
+  close(down[1]);
+}
+
+static void test_lock_timeout_waits_for_close(void **state) {
+  int up[2], down[2];
+  mapkv_t *db = NULL;
+  mapkv_stats st;
+  char buf[16];
+  size_t n = 0;
+  (void)state;
+
+  start_keeper(up, down);
+  /* The open finds the lock held three times, then the keeper closes. */
+  count_flock(3, down[1]);
+  assert_rc(open_waiting(0, 60000, &db), 0);
+  assert_true(lock_busy >= 3);
+  assert_int_equal(lock_tries, lock_busy + 1);
+  assert_int_equal(read_byte(up[0]), 'D');
+  stop_keeper(up, down);
+
+  /* A working writer on what the keeper left, closed cleanly. */
+  assert_rc(mapkv_stat(db, &st), 0);
+  assert_int_equal(st.clean_open, 1);
+  assert_rc(mapkv_get(db, "keeper", 6, buf, sizeof buf, &n), 0);
+  assert_int_equal(n, 8);
+  assert_memory_equal(buf, "was here", 8);
+  assert_rc(mapkv_put(db, "waiter", 6, "too", 3), 0);
+  assert_rc(mapkv_close(db), 0);
+}
+
+static void test_lock_timeout_expires(void **state) {
+  int up[2], down[2];
+  mapkv_t *db = (mapkv_t *)&child, *ro = NULL;
+  double t0, waited;
+  (void)state;
+
+  start_keeper(up, down);
+
+  /* Without a timeout: one try, refused at once. */
+  count_flock(0, -1);
+  assert_rc(open_waiting(0, 0, &db), MAPKV_ELOCKED);
+  assert_int_equal(lock_tries, 1);
+  assert_null(strstr(mapkv_errmsg(), "waited"));
+
+  /* With one: refused when it has passed, after a few tries with sleeps
+   * between them (no busy spinning), the handle untouched. */
+  count_flock(0, -1);
+  t0 = now_seconds();
+  assert_rc(open_waiting(MAPKV_CREATE, 300, &db), MAPKV_ELOCKED);
+  waited = now_seconds() - t0;
+  assert_ptr_equal(db, (mapkv_t *)&child);
+  if (waited < 0.3 || waited > 20)
+    fail_msg("gave up after %.3f s, not after 0.3 s", waited);
+  if (lock_tries < 3 || lock_tries > 60)
+    fail_msg("%d tries of the lock in 0.3 s", lock_tries);
+  assert_non_null(strstr(mapkv_errmsg(), "another process"));
+  assert_non_null(strstr(mapkv_errmsg(), "waited 300 ms"));
+
+  /* A reader takes no lock, so it never waits. */
+  count_flock(0, -1);
+  assert_rc(open_waiting(MAPKV_RDONLY, 60000, &ro), 0);
+  assert_int_equal(lock_tries, 0);
+  assert_int_equal(has_op(ro, 0, 0), 0);
+  assert_rc(mapkv_close(ro), 0);
+
+  assert_int_equal(send_byte(down[1], 'C'), 0);
+  assert_int_equal(read_byte(up[0]), 'D');
+  stop_keeper(up, down);
 }
 
 /* ---- SIGKILL ------------------------------------------------------------- */
@@ -611,6 +765,8 @@ int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
   const struct CMUnitTest tests[] = {
       T(test_second_writer_locked_reader_allowed),
+      T(test_lock_timeout_waits_for_close),
+      T(test_lock_timeout_expires),
       T(test_killed_writer_releases_lock),
       T(test_compaction_keeps_lock),
       T(test_racing_creators),

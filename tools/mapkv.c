@@ -7,7 +7,8 @@
  * del, keys; mapkv_stat.c; mapkv_dump.c: dump, load; mapkv_repair.c:
  * verify, recover, compact) and parses its own options. Help goes to
  * stdout with exit status 0; a bad command line to stderr with status 2;
- * failures are "mapkv: ..." on stderr with status 1.
+ * failures are "mapkv: ..." on stderr with status 3, and a key that is not
+ * there (get, del) or damage that verify found with status 1.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -25,16 +26,18 @@ static const cli_cmd *const commands[] = {
 
 static void help(void) {
   printf(USAGE_LINE "\n"
-                    "The command-line tool of mapkv %d.%d.%d, an embedded "
+                    "The command-line tool of mapkv %s, an embedded "
                     "key-value store\n"
                     "in one memory-mapped file (format version %d).\n\n"
                     "Commands:\n",
-         MAPKV_VERSION_MAJOR, MAPKV_VERSION_MINOR, MAPKV_VERSION_PATCH,
-         MAPKV_FORMAT_VERSION);
+         mapkv_version(), MAPKV_FORMAT_VERSION);
   for (size_t i = 0; i < NCOMMANDS; i++) {
-    char left[64];
+    char left[128];
     snprintf(left, sizeof left, "%s %s", commands[i]->name, commands[i]->args);
-    printf("  %-29s %s\n", left, commands[i]->summary);
+    if (strlen(left) <= 29)
+      printf("  %-29s %s\n", left, commands[i]->summary);
+    else /* the summary on a line of its own */
+      printf("  %s\n  %-29s %s\n", left, "", commands[i]->summary);
   }
   printf("\n"
          "Options:\n"
@@ -42,8 +45,16 @@ static void help(void) {
          "                 `mapkv help COMMAND` shows a command's\n"
          "  -V, --version  show the version\n"
          "\n"
-         "Exit status: 0 success, 1 failure (including key not found), 2 "
-         "usage error.\n");
+         "Commands that write take -w, --wait SECONDS: wait that long for\n"
+         "another process that has the store open for writing to close it.\n"
+         "\n"
+         "Exit status:\n"
+         "  0  success\n"
+         "  1  the key is not in the store (get, del), or verify found "
+         "damage\n"
+         "  2  usage error (bad command line)\n"
+         "  3  failure: the store could not be opened (missing, not a store,\n"
+         "     open for writing by another process), bad input, I/O error\n");
 }
 
 static const cli_cmd *find(const char *name) {
@@ -82,8 +93,8 @@ int main(int argc, char **argv) {
     return fflush(stdout) == 0 ? CLI_OK : CLI_FAIL;
   }
   if (strcmp(first, "-V") == 0 || strcmp(first, "--version") == 0) {
-    printf("mapkv %d.%d.%d (format version %d)\n", MAPKV_VERSION_MAJOR,
-           MAPKV_VERSION_MINOR, MAPKV_VERSION_PATCH, MAPKV_FORMAT_VERSION);
+    printf("mapkv %s (format version %d)\n", mapkv_version(),
+           MAPKV_FORMAT_VERSION);
     return fflush(stdout) == 0 ? CLI_OK : CLI_FAIL;
   }
   if (first[0] == '-')

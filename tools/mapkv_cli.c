@@ -93,6 +93,30 @@ int cli_arg_bytes(const cli_cmd *cmd, const char *arg, int hex,
   return 0;
 }
 
+int cli_parse_wait(const cli_cmd *cmd, const char *arg, uint32_t *ms) {
+  const char *p = arg;
+  uint64_t whole = 0, frac = 0, scale = 1;
+  int digits = 0;
+  /* By hand rather than strtod(): no locale, no exponents, no "inf". */
+  for (; *p >= '0' && *p <= '9'; p++, digits++) {
+    whole = whole * 10 + (uint64_t)(*p - '0');
+    if (whole > UINT32_MAX / 1000u)
+      return cli_usage(cmd, "--wait %s: more than %u seconds", arg,
+                       UINT32_MAX / 1000u);
+  }
+  if (*p == '.')
+    for (p++; *p >= '0' && *p <= '9'; p++, digits++)
+      if (scale < 1000000000u) {
+        frac = frac * 10 + (uint64_t)(*p - '0');
+        scale *= 10;
+      }
+  if (digits == 0 || *p != '\0')
+    return cli_usage(cmd, "--wait %s: not a number of seconds", arg);
+  whole = whole * 1000u + (frac * 1000u + scale - 1) / scale;
+  *ms = whole > UINT32_MAX ? UINT32_MAX : (uint32_t)whole;
+  return 0;
+}
+
 /* ---- Messages ------------------------------------------------------------ */
 
 int cli_fail(const char *fmt, ...) {
@@ -119,13 +143,16 @@ int cli_lib_fail(int rc, const char *context) {
   if (msg == NULL || *msg == '\0')
     msg = mapkv_strerror(rc);
   if (context != NULL && strstr(msg, context) == NULL)
-    return cli_fail("%s: %s", context, msg);
-  return cli_fail("%s", msg);
+    cli_fail("%s: %s", context, msg);
+  else
+    cli_fail("%s", msg);
+  return rc == MAPKV_NOTFOUND ? CLI_NOTFOUND : CLI_FAIL;
 }
 
 /* ---- Stores -------------------------------------------------------------- */
 
-int cli_open(const char *path, unsigned flags, int sync_mode, mapkv_t **db) {
+int cli_open_wait(const char *path, unsigned flags, int sync_mode,
+                  uint32_t wait_ms, mapkv_t **db) {
   mapkv_options o;
   int rc;
   mapkv_options_init(&o);
@@ -133,10 +160,19 @@ int cli_open(const char *path, unsigned flags, int sync_mode, mapkv_t **db) {
   o.sync_mode = sync_mode;
   o.max_key_size = MAPKV_KEY_MAX;
   o.max_value_size = MAPKV_VALUE_MAX;
+  o.lock_timeout_ms = wait_ms;
   rc = mapkv_open(path, &o, db);
+  if (rc == MAPKV_ELOCKED && wait_ms == 0 && !(flags & MAPKV_RDONLY)) {
+    cli_fail("%s (--wait SECONDS waits for it to close)", mapkv_errmsg());
+    return CLI_FAIL;
+  }
   if (rc != 0)
     return cli_lib_fail(rc, path); /* the path is named once */
   return 0;
+}
+
+int cli_open(const char *path, unsigned flags, int sync_mode, mapkv_t **db) {
+  return cli_open_wait(path, flags, sync_mode, 0, db);
 }
 
 int cli_close(mapkv_t *db) {

@@ -4,9 +4,12 @@
  * messages, opening stores, command-line bytes (--hex), signals, and a
  * progress indicator for long work.
  *
- * The tool uses only the public API (mapkv/mapkv.h). Exit codes: CLI_OK,
- * CLI_FAIL (the work failed, a key was not found: a message on stderr),
- * CLI_USAGE (bad command line: the problem and a one-line usage on stderr).
+ * The tool uses only the public API (mapkv/mapkv.h). Exit codes, so that a
+ * script can tell an answer from a failure: CLI_OK; CLI_NOTFOUND (the
+ * answer is no: the key is not in the store, or verify found damage; a
+ * message on stderr); CLI_USAGE (bad command line: the problem and a
+ * one-line usage on stderr); CLI_FAIL (the work failed: the store could not
+ * be opened or was locked, an I/O error, bad input; a message on stderr).
  * Help goes to stdout.
  */
 #ifndef MAPKV_TOOLS_CLI_H
@@ -26,7 +29,13 @@
 #define CLI_PRINTF(f, a)
 #endif
 
-enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+enum {
+  CLI_OK = 0,
+  CLI_NOTFOUND = 1, /* get, del: no such key */
+  CLI_DAMAGED = 1,  /* verify: the store is damaged */
+  CLI_USAGE = 2,
+  CLI_FAIL = 3
+};
 
 /** One subcommand. */
 typedef struct cli_cmd {
@@ -77,13 +86,21 @@ int cli_arg_bytes(const cli_cmd *cmd, const char *arg, int hex,
                   const char *what, const uint8_t **p, size_t *n,
                   uint8_t **buf);
 
+/**
+ * The SECONDS of a --wait option: a decimal number (a fraction allowed, at
+ * most 4294967) into milliseconds, rounded up.
+ * @return 0, or CLI_USAGE after reporting a bad number.
+ */
+int cli_parse_wait(const cli_cmd *cmd, const char *arg, uint32_t *ms);
+
 /* ---- Messages ------------------------------------------------------------ */
 
 /** "mapkv: <message>" on stderr. @return CLI_FAIL. */
 CLI_PRINTF(1, 2) int cli_fail(const char *fmt, ...);
 
 /** "mapkv: [<context>: ]<mapkv_errmsg()>" on stderr, for a library failure
- * rc (call it before any other mapkv_* call). @return CLI_FAIL. */
+ * rc (call it before any other mapkv_* call). @return CLI_NOTFOUND for
+ * MAPKV_NOTFOUND, CLI_FAIL otherwise. */
 int cli_lib_fail(int rc, const char *context);
 
 /** "mapkv: warning: <message>" on stderr. */
@@ -98,6 +115,11 @@ CLI_PRINTF(1, 2) void cli_warn(const char *fmt, ...);
  * @return 0 or CLI_FAIL.
  */
 int cli_open(const char *path, unsigned flags, int sync_mode, mapkv_t **db);
+
+/** cli_open() for a writer that waits up to wait_ms for another process to
+ * close the store (--wait; the open option lock_timeout_ms). */
+int cli_open_wait(const char *path, unsigned flags, int sync_mode,
+                  uint32_t wait_ms, mapkv_t **db);
 
 /** Closes a store opened for writing, reporting a failed final flush.
  * @return 0 or CLI_FAIL. NULL is a no-op. */

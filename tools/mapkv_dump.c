@@ -6,7 +6,7 @@
  * dump opens the store read-only and writes the live records in file order
  * (the order they were written: a store loaded from a dump dumps in the same
  * order). SIGPIPE, SIGINT, SIGTERM and SIGHUP stop it cleanly; a closed
- * pipe exits 1 quietly, as mdb_dump does.
+ * pipe exits with CLI_FAIL quietly, as mdb_dump does.
  *
  * load parses the whole header before it opens (and perhaps creates) the
  * store, then writes batches (cli_bulk: 10000 records or 64 MiB) with
@@ -146,7 +146,8 @@ const cli_cmd cli_cmd_dump = {
     "                   rejects header keywords it does not know)\n"
     "  -h, --help       show this help\n"
     "\n"
-    "Exits 1 if a damaged record had to be left out.\n"};
+    "Exits 3 if a damaged record had to be left out, or if the reader of\n"
+    "the output went away (quietly, as mdb_dump does).\n"};
 
 /* ---- load ---------------------------------------------------------------- */
 
@@ -162,9 +163,11 @@ static const char *loaded(uint64_t n, char buf[80]) {
 
 static int run_load(int argc, char **argv) {
   static const struct option opts[] = {{"file", required_argument, NULL, 'f'},
+                                       {"wait", required_argument, NULL, 'w'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   const cli_cmd *cmd = &cli_cmd_load;
+  uint32_t wait_ms = 0;
   const char *file = NULL, *name = "standard input", *path;
   FILE *in = stdin;
   dumpfmt_reader *rd = NULL;
@@ -177,10 +180,12 @@ static int run_load(int argc, char **argv) {
   char what[300], sofar[80];
   int ch, rc, prc = 0;
 
-  while ((ch = cli_getopt(cmd, argc, argv, "f:h", opts, &rc)) != -1) {
+  while ((ch = cli_getopt(cmd, argc, argv, "f:w:h", opts, &rc)) != -1) {
     if (ch == 'f')
       file = optarg;
-    else
+    else if (ch != 'w')
+      return rc;
+    else if ((rc = cli_parse_wait(cmd, optarg, &wait_ms)) != 0)
       return rc;
   }
   if ((rc = cli_operands(cmd, argc, argv, 1, "DB")) != 0)
@@ -209,7 +214,8 @@ static int run_load(int argc, char **argv) {
     cli_warn("%s: the dump allows duplicate keys (duplicates=1); mapkv keeps "
              "the last value of each key",
              name);
-  if ((rc = cli_open(path, MAPKV_CREATE, MAPKV_SYNC_NONE, &db)) != 0)
+  if ((rc = cli_open_wait(path, MAPKV_CREATE, MAPKV_SYNC_NONE, wait_ms, &db)) !=
+      0)
     goto done;
   cli_bulk_init(&bulk, db);
   snprintf(what, sizeof what, "loading %s", path);
@@ -256,15 +262,18 @@ done:
 }
 
 const cli_cmd cli_cmd_load = {
-    "load", run_load, "[-f FILE] DB", "read a text dump into DB (creates DB)",
+    "load", run_load, "[-f FILE] [--wait S] DB",
+    "read a text dump into DB (creates DB)",
     "Reads a dump in the text format of db_dump/mdb_dump (or `mapkv dump`)\n"
     "and stores its records in DB, replacing the values of keys DB holds\n"
     "already. Creates DB if it does not exist. Header keywords other than\n"
     "VERSION and format (type=, mapsize=, database=, duplicates=, ...) are\n"
     "accepted and ignored; the input must hold one database.\n"
     "\n"
-    "  -f, --file FILE  read FILE instead of standard input\n"
-    "  -h, --help       show this help\n"
+    "  -f, --file FILE     read FILE instead of standard input\n"
+    "  -w, --wait SECONDS  if another process has DB open for writing, wait\n"
+    "                      up to SECONDS for it to close it\n"
+    "  -h, --help          show this help\n"
     "\n"
-    "Malformed input stops the load with the line number and exit status 1;\n"
+    "Malformed input stops the load with the line number and exit status 3;\n"
     "the records before the bad line are kept.\n"};

@@ -12,7 +12,8 @@
  * rename() when the file system has no hard links), the new store is
  * renamed over DB, and the directory is synced. While it works it holds an
  * exclusive flock() on DB, the lock a mapkv writer holds, so that no writer
- * can be appending to the file it replaces.
+ * can be appending to the file it replaces; like the library, it checks
+ * after taking the lock that DB still names the file it locked.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -115,7 +116,7 @@ static int run_verify(int argc, char **argv) {
            path, (unsigned long long)(count > s.n ? count : s.n),
            (unsigned long long)bytes,
            (unsigned long long)(s.n ? s.v[0].off : 0));
-    rc = CLI_FAIL;
+    rc = CLI_DAMAGED;
   }
   if (s.nomem)
     cli_warn("out of memory: not every damaged span is listed");
@@ -134,7 +135,8 @@ const cli_cmd cli_cmd_verify = {
     "Opens DB read-only and checks every record from the header to the end\n"
     "of the data: checksums, lengths and batches. Prints each damaged span\n"
     "(file offset, length, reason) and a summary line. Exits 0 if DB is\n"
-    "intact, 1 if it is damaged (see mapkv recover) or cannot be read.\n"
+    "intact, 1 if it is damaged (see mapkv recover), 3 if it cannot be\n"
+    "read.\n"
     "\n"
     "  -h, --help  show this help\n"};
 
@@ -207,6 +209,55 @@ static int sync_dir_of(const char *path) {
   return rc;
 }
 
+static double monotonic_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Opens path and takes the writer's lock (an exclusive flock) on the file
+ * it names, trying again after short sleeps for up to wait_ms, as the
+ * library's lock_timeout_ms does; and, as the library does, makes sure
+ * that the file locked is still the one the path names (a compaction may
+ * rename a new file over it meanwhile). Returns the descriptor, or -1
+ * after reporting the failure in *rc. */
+static int lock_store(const char *path, uint32_t wait_ms, int *rc) {
+  double deadline = monotonic_ms() + (double)wait_ms;
+  long pause_ms = 1;
+  for (int attempt = 0; attempt < 100; attempt++) {
+    struct stat a, b;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      *rc = cli_fail("%s: %s", path, strerror(errno));
+      return -1;
+    }
+    while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      int e = errno;
+      if (e == EWOULDBLOCK && monotonic_ms() < deadline) {
+        struct timespec ts = {0, pause_ms * 1000000L};
+        nanosleep(&ts, NULL);
+        pause_ms = pause_ms * 2 > 25 ? 25 : pause_ms * 2;
+        continue;
+      }
+      close(fd);
+      if (e == EWOULDBLOCK)
+        *rc = cli_fail("%s is open for writing by another process (stop it, "
+                       "wait for it with --wait SECONDS, or recover into a new "
+                       "store with -o OUT)",
+                       path);
+      else
+        *rc = cli_fail("locking %s: %s", path, strerror(e));
+      return -1;
+    }
+    if (fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev &&
+        a.st_ino == b.st_ino)
+      return fd;
+    close(fd); /* replaced meanwhile: lock the new file */
+  }
+  *rc = cli_fail("%s keeps being replaced", path);
+  return -1;
+}
+
 /* Gives the file at path the second name DB.damaged-<time> (into *backup,
  * malloc'd), keeping path in place when hard links work. */
 static int keep_original(const char *path, char **backup) {
@@ -241,9 +292,11 @@ static int keep_original(const char *path, char **backup) {
 
 static int run_recover(int argc, char **argv) {
   static const struct option opts[] = {{"output", required_argument, NULL, 'o'},
+                                       {"wait", required_argument, NULL, 'w'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   const cli_cmd *cmd = &cli_cmd_recover;
+  uint32_t wait_ms = 0;
   const char *path, *out = NULL, *target;
   char *tmp = NULL, *backup = NULL;
   mapkv_t *src = NULL, *dst = NULL;
@@ -253,10 +306,13 @@ static int run_recover(int argc, char **argv) {
   char what[300];
   int ch, rc, lockfd = -1, created = 0;
 
-  while ((ch = cli_getopt(cmd, argc, argv, "o:h", opts, &rc)) != -1) {
-    if (ch != 'o')
+  while ((ch = cli_getopt(cmd, argc, argv, "o:w:h", opts, &rc)) != -1) {
+    if (ch == 'o')
+      out = optarg;
+    else if (ch != 'w')
       return rc;
-    out = optarg;
+    else if ((rc = cli_parse_wait(cmd, optarg, &wait_ms)) != 0)
+      return rc;
   }
   if ((rc = cli_operands(cmd, argc, argv, 1, "DB")) != 0)
     return rc;
@@ -264,17 +320,8 @@ static int run_recover(int argc, char **argv) {
 
   if (out == NULL) {
     size_t len = strlen(path);
-    lockfd = open(path, O_RDONLY | O_CLOEXEC);
-    if (lockfd < 0)
-      return cli_fail("%s: %s", path, strerror(errno));
-    if (flock(lockfd, LOCK_EX | LOCK_NB) != 0) {
-      rc = errno == EWOULDBLOCK
-               ? cli_fail("%s is open for writing by another process (stop it, "
-                          "or recover into a new store with -o OUT)",
-                          path)
-               : cli_fail("locking %s: %s", path, strerror(errno));
-      goto done;
-    }
+    if ((lockfd = lock_store(path, wait_ms, &rc)) < 0)
+      return rc;
     tmp = malloc(len + sizeof ".recovered-tmp");
     if (tmp == NULL) {
       rc = cli_fail("out of memory");
@@ -372,7 +419,7 @@ done:
 }
 
 const cli_cmd cli_cmd_recover = {
-    "recover", run_recover, "[-o OUT] DB",
+    "recover", run_recover, "[-o OUT] [--wait S] DB",
     "salvage the intact records into a clean store",
     "Copies every intact live record of DB into a new, clean store. DB is\n"
     "opened read-only: its recovery skips damaged batches and an uncommitted\n"
@@ -383,14 +430,17 @@ const cli_cmd cli_cmd_recover = {
     "DB.recovered-tmp, the original gets the name DB.damaged-<unix time>,\n"
     "and the new store is renamed to DB. No writer may have DB open.\n"
     "\n"
-    "  -o, --output OUT  write the new store to OUT (which must not exist)\n"
-    "                    and leave DB alone\n"
-    "  -h, --help        show this help\n"};
+    "  -o, --output OUT    write the new store to OUT (which must not\n"
+    "                      exist) and leave DB alone\n"
+    "  -w, --wait SECONDS  without -o: if another process has DB open for\n"
+    "                      writing, wait up to SECONDS for it to close it\n"
+    "  -h, --help          show this help\n"};
 
 /* ---- compact ------------------------------------------------------------- */
 
 static int run_compact(int argc, char **argv) {
-  static const struct option opts[] = {{"help", no_argument, NULL, 'h'},
+  static const struct option opts[] = {{"wait", required_argument, NULL, 'w'},
+                                       {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   const cli_cmd *cmd = &cli_cmd_compact;
   const char *path;
@@ -398,14 +448,19 @@ static int run_compact(int argc, char **argv) {
   mapkv_stats before, after;
   cli_busy *busy;
   char what[300];
+  uint32_t wait_ms = 0;
   int ch, rc;
 
-  while ((ch = cli_getopt(cmd, argc, argv, "h", opts, &rc)) != -1)
-    return rc;
+  while ((ch = cli_getopt(cmd, argc, argv, "w:h", opts, &rc)) != -1) {
+    if (ch != 'w')
+      return rc;
+    if ((rc = cli_parse_wait(cmd, optarg, &wait_ms)) != 0)
+      return rc;
+  }
   if ((rc = cli_operands(cmd, argc, argv, 1, "DB")) != 0)
     return rc;
   path = argv[optind];
-  if ((rc = cli_open(path, 0, MAPKV_SYNC_COMMIT, &db)) != 0)
+  if ((rc = cli_open_wait(path, 0, MAPKV_SYNC_COMMIT, wait_ms, &db)) != 0)
     return rc;
   mapkv_stat(db, &before);
   snprintf(what, sizeof what, "compacting %s", path);
@@ -433,9 +488,11 @@ static int run_compact(int argc, char **argv) {
 }
 
 const cli_cmd cli_cmd_compact = {
-    "compact", run_compact, "DB", "rewrite DB without dead records",
+    "compact", run_compact, "[--wait S] DB", "rewrite DB without dead records",
     "Compacts DB offline: opens it for writing, copies the live records into\n"
     "a new file and renames it over DB (mapkv_compact). Prints the file size\n"
     "before and after. No other writer may have DB open.\n"
     "\n"
-    "  -h, --help  show this help\n"};
+    "  -w, --wait SECONDS  if another process has DB open for writing, wait\n"
+    "                      up to SECONDS for it to close it\n"
+    "  -h, --help          show this help\n"};

@@ -44,10 +44,17 @@ extern "C" {
 #define MAPKV_API
 #endif
 
-/** Library version. */
+/** Library version: the release this header belongs to (the build reads
+ * it from here; it is defined nowhere else). */
 #define MAPKV_VERSION_MAJOR 0
 #define MAPKV_VERSION_MINOR 1
 #define MAPKV_VERSION_PATCH 0
+#define MAPKV__STR_(x)      #x
+#define MAPKV__STR(x)       MAPKV__STR_(x)
+/** "MAJOR.MINOR.PATCH" of this header, e.g. "0.1.0". */
+#define MAPKV_VERSION_STRING                                                   \
+  MAPKV__STR(MAPKV_VERSION_MAJOR)                                              \
+  "." MAPKV__STR(MAPKV_VERSION_MINOR) "." MAPKV__STR(MAPKV_VERSION_PATCH)
 /** The newest on-disk format version this library reads and writes. */
 #define MAPKV_FORMAT_VERSION 2
 
@@ -57,6 +64,14 @@ extern "C" {
 #define MAPKV_FILE_MAX          (1ull << 40) /**< bytes in a store file (1 TiB) */
 #define MAPKV_DEFAULT_KEY_MAX   4096u        /**< default max_key_size */
 #define MAPKV_DEFAULT_VALUE_MAX (64u << 20) /**< default max_value_size */
+
+/**
+ * The version of the library in use at run time, "MAJOR.MINOR.PATCH" (a
+ * static string, never NULL). A program built against one header and run
+ * with another shared library can compare it with MAPKV_VERSION_STRING;
+ * libraries of one major version are compatible with each other.
+ */
+MAPKV_API const char *mapkv_version(void);
 
 /* ---- Errors -------------------------------------------------------------- */
 
@@ -148,6 +163,12 @@ typedef struct mapkv_options {
    * touched), so that filling it never rehashes. Default 0: sized for what
    * the store holds, grown as needed. At most MAPKV_FILE_MAX / 24. */
   uint64_t expected_keys;
+  /** How long a writable open waits, in milliseconds, for another process
+   * that holds the store open for writing to close it (SQLite's
+   * busy_timeout): the lock is tried again after short sleeps (1 ms,
+   * doubling up to 25 ms) until it is free or the time is up. Default 0:
+   * MAPKV_ELOCKED at once. Read-only opens never wait (they take no lock). */
+  uint32_t lock_timeout_ms;
 } mapkv_options;
 
 /** Fills *opts with the defaults. */
@@ -156,7 +177,9 @@ MAPKV_API void mapkv_options_init(mapkv_options *opts);
 /**
  * Opens (or with MAPKV_CREATE creates) the store at path.
  *
- * A writable open takes an exclusive lock on the file and runs recovery:
+ * A writable open takes an exclusive lock on the file (waiting up to
+ * opts->lock_timeout_ms for another writer process to close it) and runs
+ * recovery:
  * the newest complete intact batch ends the log; an uncommitted or torn tail
  * is dropped (and zeroed on disk); damaged batches in the middle are skipped
  * and reported; mapkv_stat() tells what happened. A read-only open takes no
@@ -168,7 +191,8 @@ MAPKV_API void mapkv_options_init(mapkv_options *opts);
  * @return 0, or MAPKV_EINVAL (bad options), MAPKV_ENOTDB (not a mapkv store),
  *   MAPKV_EVERSION (newer format), MAPKV_ETRUNCATED (shorter than its
  *   header), MAPKV_ECORRUPT (both header copies damaged), MAPKV_ELOCKED
- *   (another process writes it), MAPKV_ENOMEM, -ENOENT (missing, without
+ *   (another process writes it, and did not close it within
+ *   lock_timeout_ms), MAPKV_ENOMEM, -ENOENT (missing, without
  *   MAPKV_CREATE), -ENOSPC, other -errno.
  */
 MAPKV_API int mapkv_open(const char *path, const mapkv_options *opts,

@@ -266,6 +266,25 @@ out:
   return rc;
 }
 
+/* A writer waiting for the lock (lock_timeout_ms) sleeps between tries,
+ * 1 ms at first, doubling up to this. flock() has no timed form, and a
+ * blocking flock() could only be cut short by a signal, which a library
+ * must not use. */
+#define LOCK_PAUSE_MAX_MS 25
+
+static uint64_t monotonic_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void pause_ns(uint64_t ns) {
+  struct timespec ts;
+  ts.tv_sec = (time_t)(ns / 1000000000u);
+  ts.tv_nsec = (long)(ns % 1000000000u);
+  nanosleep(&ts, NULL); /* a signal cuts it short: the caller re-checks */
+}
+
 /* Opens the store file without blocking (a FIFO or a device would block
  * open() forever) and refuses anything but a regular file. */
 static int open_store_file(const mapkv_t *db, int *out) {
@@ -298,9 +317,14 @@ static int open_store_file(const mapkv_t *db, int *out) {
 
 /* Opens path and, for a writer, takes the exclusive lock on the file that
  * the path names now (a compaction may rename a new file over it between
- * our open and our lock). */
+ * our open and our lock). A writer whose lock another process holds tries
+ * again until opts.lock_timeout_ms have passed. */
 static int open_locked(mapkv_t *db) {
   unsigned flags = db->opts.flags;
+  uint32_t timeout_ms = db->readonly ? 0 : db->opts.lock_timeout_ms;
+  uint64_t deadline = 0, pause_ms = 1;
+  if (timeout_ms > 0)
+    deadline = monotonic_ns() + (uint64_t)timeout_ms * 1000000u;
   for (int attempt = 0; attempt < 100; attempt++) {
     struct stat a, b;
     int fd = -1, rc = open_store_file(db, &fd);
@@ -317,9 +341,23 @@ static int open_locked(mapkv_t *db) {
       db->fd = fd;
       return 0;
     }
-    if (mapkv__os.flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    while (mapkv__os.flock(fd, LOCK_EX | LOCK_NB) != 0) {
       int e = errno;
+      uint64_t now;
+      if (e == EWOULDBLOCK && timeout_ms > 0 &&
+          (now = monotonic_ns()) < deadline) {
+        uint64_t ns = pause_ms * 1000000u;
+        pause_ns(ns < deadline - now ? ns : deadline - now);
+        pause_ms =
+            pause_ms * 2 > LOCK_PAUSE_MAX_MS ? LOCK_PAUSE_MAX_MS : pause_ms * 2;
+        continue;
+      }
       mapkv__os.close(fd);
+      if (e == EWOULDBLOCK && timeout_ms > 0)
+        return mapkv__fail(MAPKV_ELOCKED,
+                           "%s is open for writing by another process "
+                           "(waited %lu ms for it)",
+                           db->path, (unsigned long)timeout_ms);
       if (e == EWOULDBLOCK)
         return mapkv__fail(MAPKV_ELOCKED,
                            "%s is open for writing by another process",
