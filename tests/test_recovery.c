@@ -2757,7 +2757,7 @@ static void test_overlong_stray_record(void **state) {
     mapkv_recover_info info;
     assert_int_equal(open_db(path, 0, &none), MAPKV_EVERSION);
     assert_non_null(strstr(mapkv_errmsg(), "upgrade"));
-    assert_int_equal(mapkv_recover(path, NULL, 0, &info), 0);
+    assert_int_equal(mapkv_recover(path, NULL, 0, 0, &info), 0);
     assert_int_equal(info.rewritten, 1);
     assert_int_equal(info.saved, 6);
     assert_int_equal(info.found.format_version, 1);
@@ -2833,7 +2833,7 @@ static void test_damaged_first_record_of_clean_batch(void **state) {
   assert_int_equal(mapkv_verify(db, NULL, NULL, NULL), MAPKV_ECORRUPT);
   fx_close(db);
 
-  assert_int_equal(mapkv_recover(path, NULL, 0, &info), 0);
+  assert_int_equal(mapkv_recover(path, NULL, 0, 0, &info), 0);
   assert_int_equal(info.rewritten, 1);
   assert_int_equal(info.damaged, 1);
   assert_int_equal(info.saved, 4);

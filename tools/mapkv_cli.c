@@ -5,6 +5,7 @@
  */
 #include "mapkv_cli.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,38 +211,87 @@ void cli_bulk_init(cli_bulk *b, mapkv_t *db) {
   b->db = db;
 }
 
+/* Commits the pending puts [from, from + n) of buf (at byte offset at) as
+ * one batch; when they do not fit, as two halves, recursively. *next
+ * receives the byte offset after them. Stops at the first put that does
+ * not fit on its own. */
+static int commit_range(cli_bulk *b, size_t at, size_t n, size_t *next) {
+  mapkv_batch_t *batch;
+  size_t pos = at;
+  int rc;
+  if ((rc = mapkv_batch_begin(b->db, &batch)) != 0)
+    return rc;
+  for (size_t i = 0; i < n; i++) {
+    uint32_t kl, vl;
+    memcpy(&kl, b->buf + pos, 4);
+    memcpy(&vl, b->buf + pos + 4, 4);
+    rc = mapkv_batch_put(batch, b->buf + pos + 8, kl, b->buf + pos + 8 + kl,
+                         vl);
+    if (rc != 0) {
+      mapkv_batch_abort(batch);
+      return rc;
+    }
+    pos += 8 + (size_t)kl + vl;
+  }
+  rc = mapkv_batch_commit(batch); /* frees the batch either way */
+  if (rc == 0) {
+    b->committed += n;
+    *next = pos;
+    return 0;
+  }
+  if (n > 1 && (rc == -ENOSPC || rc == MAPKV_EFULL || rc == -EDQUOT ||
+                rc == -EFBIG || rc == MAPKV_ENOMEM)) {
+    size_t mid;
+    if ((rc = commit_range(b, at, n / 2, &mid)) != 0)
+      return rc;
+    return commit_range(b, mid, n - n / 2, next);
+  }
+  return rc;
+}
+
 static int bulk_commit(cli_bulk *b) {
-  int rc = mapkv_batch_commit(b->batch); /* frees the batch either way */
-  b->batch = NULL;
-  if (rc == 0)
-    b->committed += b->records;
-  b->records = b->bytes = 0;
+  size_t next = 0;
+  int rc = b->records > 0 ? commit_range(b, 0, b->records, &next) : 0;
+  b->records = b->used = 0;
   return rc;
 }
 
 int cli_bulk_put(cli_bulk *b, const void *k, size_t klen, const void *v,
                  size_t vlen) {
-  int rc;
-  if (b->batch == NULL && (rc = mapkv_batch_begin(b->db, &b->batch)) != 0)
-    return rc;
-  if ((rc = mapkv_batch_put(b->batch, k, klen, v, vlen)) != 0)
-    return rc;
+  size_t need = 8 + klen + vlen;
+  uint32_t kl = (uint32_t)klen, vl = (uint32_t)vlen;
+  if (b->cap - b->used < need) {
+    size_t cap = b->cap ? b->cap : 1u << 16;
+    uint8_t *p;
+    while (cap - b->used < need)
+      cap *= 2;
+    if ((p = realloc(b->buf, cap)) == NULL)
+      return MAPKV_ENOMEM;
+    b->buf = p;
+    b->cap = cap;
+  }
+  memcpy(b->buf + b->used, &kl, 4);
+  memcpy(b->buf + b->used + 4, &vl, 4);
+  if (klen > 0)
+    memcpy(b->buf + b->used + 8, k, klen);
+  if (vlen > 0)
+    memcpy(b->buf + b->used + 8 + klen, v, vlen);
+  b->used += need;
   b->records++;
-  b->bytes += klen + vlen;
-  if (b->records >= BULK_RECORDS || b->bytes >= BULK_BYTES)
+  if (b->records >= BULK_RECORDS || b->used >= BULK_BYTES)
     return bulk_commit(b);
   return 0;
 }
 
 int cli_bulk_finish(cli_bulk *b) {
-  int rc;
-  if (b->batch != NULL && (rc = bulk_commit(b)) != 0)
+  int rc = bulk_commit(b);
+  if (rc != 0)
     return rc;
   return mapkv_sync(b->db);
 }
 
 void cli_bulk_abort(cli_bulk *b) {
-  mapkv_batch_abort(b->batch);
-  b->batch = NULL;
-  b->records = b->bytes = 0;
+  free(b->buf);
+  b->buf = NULL;
+  b->used = b->cap = b->records = 0;
 }

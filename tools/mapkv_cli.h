@@ -48,7 +48,7 @@ typedef struct cli_cmd {
 
 extern const cli_cmd cli_cmd_put, cli_cmd_get, cli_cmd_del, cli_cmd_keys,
     cli_cmd_stat, cli_cmd_dump, cli_cmd_load, cli_cmd_verify, cli_cmd_recover,
-    cli_cmd_compact;
+    cli_cmd_compact, cli_cmd_upgrade;
 
 /* ---- Command line -------------------------------------------------------- */
 
@@ -135,23 +135,28 @@ extern volatile sig_atomic_t cli_signal;
  * and the command can stop cleanly. */
 void cli_catch_signals(int pipe_too);
 
-/* A bulk writer: puts go into batches of up to 10000 records or 64 MiB,
- * each committed as it fills (load and recover use it with sync mode
- * NONE, then cli_bulk_finish() syncs once). */
+/* A bulk writer: puts are buffered and committed in batches of up to 10000
+ * records or 64 MiB (load and recover use it with sync mode NONE, then
+ * cli_bulk_finish() syncs once). When a batch does not fit (a full disk,
+ * a full store), it is committed in halves, down to single records, so
+ * that every record that fits is stored; `committed` counts the puts
+ * stored, in order: the puts after it were not. */
 typedef struct cli_bulk {
   mapkv_t *db;
-  mapkv_batch_t *batch;
-  size_t records, bytes; /* in the open batch */
-  uint64_t committed;    /* records committed so far */
+  uint8_t *buf;          /* pending puts: [klen u32][vlen u32][key][value] */
+  size_t used, cap;      /* bytes of buf */
+  size_t records;        /* pending puts */
+  uint64_t committed;    /* puts committed so far */
 } cli_bulk;
 
 void cli_bulk_init(cli_bulk *b, mapkv_t *db);
-/* Adds a put, committing the batch when it is full. 0 or a library error. */
+/* Adds a put, committing the pending ones when they make a batch. 0 or a
+ * library error (then `committed` says how many puts were stored). */
 int cli_bulk_put(cli_bulk *b, const void *k, size_t klen, const void *v,
                  size_t vlen);
 /* Commits what is pending and syncs the store. 0 or a library error. */
 int cli_bulk_finish(cli_bulk *b);
-/* Drops what is pending (after an error). */
+/* Drops what is pending and frees the buffer. */
 void cli_bulk_abort(cli_bulk *b);
 
 /* ---- Progress ------------------------------------------------------------ */

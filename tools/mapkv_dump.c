@@ -229,15 +229,16 @@ static int run_load(int argc, char **argv) {
     prc = dumpfmt_read_record(rd, &k, &klen, &v, &vlen);
     if (prc != 1)
       break;
+    n++;
     if ((rc = cli_bulk_put(&bulk, k, klen, v, vlen)) != 0)
       goto lib_fail;
-    n++;
     cli_progress_update(&prog, n, dumpfmt_consumed(rd));
   }
   /* The records read so far are committed also when the input fails. */
   if ((rc = cli_bulk_finish(&bulk)) != 0)
     goto lib_fail;
   cli_progress_end(&prog);
+  cli_bulk_abort(&bulk);
   rc = cli_close(db);
   db = NULL;
   if (cli_signal)
@@ -250,8 +251,20 @@ static int run_load(int argc, char **argv) {
 lib_fail:
   cli_progress_end(&prog);
   rc = cli_lib_fail(rc, NULL);
-  cli_fail("%s", loaded(bulk.committed, sofar));
+  /* Every record up to `committed` (in input order) is stored, and made
+   * durable below; loading the same input again is safe, since later
+   * values replace earlier ones. */
+  if (bulk.committed > 0)
+    cli_fail("records 1 to %llu of the input were stored; record %llu and "
+             "those after it were not: make room and load again (loading "
+             "the same input again is safe)",
+             (unsigned long long)bulk.committed,
+             (unsigned long long)bulk.committed + 1);
+  else
+    cli_fail("nothing was stored: make room and load again");
   cli_bulk_abort(&bulk);
+  if (db != NULL && mapkv_sync(db) != 0)
+    rc = CLI_FAIL;
 done:
   if (db != NULL && cli_close(db) != 0)
     rc = CLI_FAIL;

@@ -79,7 +79,9 @@ static int run_verify(int argc, char **argv) {
   path = argv[optind];
   snprintf(what, sizeof what, "verifying %s", path);
   busy = cli_busy_begin(what);
-  rc = cli_open(path, MAPKV_RDONLY, MAPKV_SYNC_COMMIT, &db);
+  /* A salvage open: it refuses nothing (a log its header does not match,
+   * a truncated file), so that verify can say what is wrong. */
+  rc = cli_open(path, MAPKV_RDONLY | MAPKV_VERIFY, MAPKV_SYNC_COMMIT, &db);
   if (rc == 0) {
     vrc = mapkv_verify(db, on_damage, &s, &count);
     if (vrc != 0 && vrc != MAPKV_ECORRUPT) {
@@ -99,13 +101,23 @@ static int run_verify(int argc, char **argv) {
            s.v[i].what ? s.v[i].what : "damaged");
     bytes += s.v[i].len;
   }
-  if (st.dropped_tail_bytes > 0)
-    printf("note: %llu bytes after offset %llu (%llu intact records) are an "
-           "uncommitted tail left by a crash; the next writable open drops "
-           "them\n",
-           (unsigned long long)st.dropped_tail_bytes,
-           (unsigned long long)st.data_end,
-           (unsigned long long)st.dropped_tail_records);
+  {
+    /* A tail that is not damage is what an interrupted write leaves. */
+    int tail_is_damage = 0;
+    for (size_t i = 0; i < s.n; i++)
+      tail_is_damage |= s.v[i].off >= st.data_end;
+    if (st.dropped_tail_bytes > 0 && !tail_is_damage)
+      printf("note: %llu bytes after offset %llu (%llu intact records) are "
+             "an uncommitted tail left by a crash; the next writable open "
+             "drops them\n",
+             (unsigned long long)st.dropped_tail_bytes,
+             (unsigned long long)st.data_end,
+             (unsigned long long)st.dropped_tail_records);
+  }
+  if (st.damaged_keys > 0)
+    printf("damaged keys: %llu (they answer \"damaged\" until written "
+           "again; mapkv recover leaves them behind)\n",
+           (unsigned long long)st.damaged_keys);
   if (vrc == 0) {
     printf("%s: ok: %llu records, data end at offset %llu, no damage\n", path,
            (unsigned long long)st.records, (unsigned long long)st.data_end);
@@ -140,175 +152,77 @@ const cli_cmd cli_cmd_verify = {
     "\n"
     "  -h, --help  show this help\n"};
 
-/* ---- recover ------------------------------------------------------------- */
+/* ---- recover and upgrade ------------------------------------------------- */
 
-/* Copies every record the cursor of src returns into dst in batches.
- * Returns 0 or a library error (reported), or CLI_FAIL when interrupted. */
-static int copy_records(mapkv_t *src, mapkv_t *dst, const char *what,
-                        uint64_t total, uint64_t *copied) {
-  mapkv_cursor_t *cur = NULL;
-  cli_bulk bulk;
-  uint64_t n = 0;
-  cli_progress prog;
+/* Runs mapkv_recover() with a busy indicator, and reports what it did. */
+static int salvage(const char *path, const char *out, unsigned flags,
+                   uint32_t wait_ms, const char *verb) {
+  mapkv_recover_info info;
+  cli_busy *busy;
+  char what[300];
   int rc;
 
-  if ((rc = mapkv_cursor_open(src, NULL, 0, &cur)) != 0)
+  snprintf(what, sizeof what, "%s %s", verb, path);
+  busy = cli_busy_begin(what);
+  rc = mapkv_recover(path, out, flags, wait_ms, &info);
+  cli_busy_end(busy);
+  if (rc != 0) {
+    if (rc == MAPKV_ELOCKED)
+      return cli_fail("%s (stop it, wait for it with --wait SECONDS, or "
+                      "recover into a new store with -o OUT)",
+                      mapkv_errmsg());
     return cli_lib_fail(rc, NULL);
-  cli_bulk_init(&bulk, dst);
-  cli_progress_begin(&prog, what, total);
-  for (;;) {
-    const void *k, *v;
-    size_t klen, vlen;
-    if (cli_signal) {
-      rc = CLI_FAIL;
-      goto out;
-    }
-    rc = mapkv_cursor_next(cur, &k, &klen, &v, &vlen);
-    if (rc == MAPKV_NOTFOUND)
-      break;
-    if (rc != 0)
-      goto lib_fail;
-    if ((rc = cli_bulk_put(&bulk, k, klen, v, vlen)) != 0)
-      goto lib_fail;
-    n++;
-    cli_progress_update(&prog, n, n);
   }
-  if ((rc = cli_bulk_finish(&bulk)) != 0)
-    goto lib_fail;
-  *copied = n;
-  goto out;
-lib_fail:
-  cli_progress_end(&prog);
-  rc = cli_lib_fail(rc, NULL);
-out:
-  cli_progress_end(&prog);
-  cli_bulk_abort(&bulk);
-  mapkv_cursor_close(cur);
-  return rc;
-}
-
-/* fsync of the directory holding path, so that renames in it are durable. */
-static int sync_dir_of(const char *path) {
-  const char *slash = strrchr(path, '/');
-  char *dir;
-  int fd, rc = 0;
-  if (slash == NULL)
-    dir = strdup(".");
-  else if (slash == path)
-    dir = strdup("/");
-  else
-    dir = strndup(path, (size_t)(slash - path));
-  if (dir == NULL)
-    return -ENOMEM;
-  fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0 || fsync(fd) != 0)
-    rc = -errno;
-  if (fd >= 0)
-    close(fd);
-  free(dir);
-  return rc;
-}
-
-static double monotonic_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-/* Opens path and takes the writer's lock (an exclusive flock) on the file
- * it names, trying again after short sleeps for up to wait_ms, as the
- * library's lock_timeout_ms does; and, as the library does, makes sure
- * that the file locked is still the one the path names (a compaction may
- * rename a new file over it meanwhile). Returns the descriptor, or -1
- * after reporting the failure in *rc. */
-static int lock_store(const char *path, uint32_t wait_ms, int *rc) {
-  double deadline = monotonic_ms() + (double)wait_ms;
-  long pause_ms = 1;
-  for (int attempt = 0; attempt < 100; attempt++) {
-    struct stat a, b;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      *rc = cli_fail("%s: %s", path, strerror(errno));
-      return -1;
-    }
-    while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-      int e = errno;
-      if (e == EWOULDBLOCK && monotonic_ms() < deadline) {
-        struct timespec ts = {0, pause_ms * 1000000L};
-        nanosleep(&ts, NULL);
-        pause_ms = pause_ms * 2 > 25 ? 25 : pause_ms * 2;
-        continue;
-      }
-      close(fd);
-      if (e == EWOULDBLOCK)
-        *rc = cli_fail("%s is open for writing by another process (stop it, "
-                       "wait for it with --wait SECONDS, or recover into a new "
-                       "store with -o OUT)",
-                       path);
-      else
-        *rc = cli_fail("locking %s: %s", path, strerror(e));
-      return -1;
-    }
-    if (fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev &&
-        a.st_ino == b.st_ino)
-      return fd;
-    close(fd); /* replaced meanwhile: lock the new file */
+  if (!info.rewritten) {
+    printf("%s: no damage found (%llu records, format version %u): nothing "
+           "to recover, the store is unchanged\n",
+           path, (unsigned long long)info.found.records,
+           (unsigned)info.found.format_version);
+    return fflush(stdout) == 0 ? CLI_OK : CLI_FAIL;
   }
-  *rc = cli_fail("%s keeps being replaced", path);
-  return -1;
-}
-
-/* Gives the file at path the second name DB.damaged-<time> (into *backup,
- * malloc'd), keeping path in place when hard links work. */
-static int keep_original(const char *path, char **backup) {
-  size_t cap = strlen(path) + 64;
-  char *name = malloc(cap);
-  long long now = (long long)time(NULL);
-  if (name == NULL)
-    return cli_fail("out of memory");
-  for (int i = 1; i < 1000; i++) {
-    if (i == 1)
-      snprintf(name, cap, "%s.damaged-%lld", path, now);
-    else
-      snprintf(name, cap, "%s.damaged-%lld-%d", path, now, i);
-    if (link(path, name) == 0) {
-      *backup = name;
-      return 0;
-    }
-    if (errno == EEXIST)
-      continue;
-    /* No hard links here: move the original aside instead (the store is
-     * then briefly absent under its name). */
-    if (access(name, F_OK) != 0 && rename(path, name) == 0) {
-      *backup = name;
-      return 0;
-    }
-    break;
-  }
-  cli_fail("keeping the original as %s: %s", name, strerror(errno));
-  free(name);
-  return CLI_FAIL;
+  printf("recovered %llu records from %s into %s\n",
+         (unsigned long long)info.saved, path, out != NULL ? out : path);
+  printf("left behind: %llu live record(s) that were damaged or belonged to "
+         "a batch that damage cost\n",
+         (unsigned long long)info.lost);
+  printf("dropped by recovery: %llu damaged region(s) of %llu bytes",
+         (unsigned long long)info.found.damaged_regions,
+         (unsigned long long)info.found.damaged_bytes);
+  if (info.found.damaged_regions > 0)
+    printf(" (the first at offset %llu)",
+           (unsigned long long)info.found.first_damage_offset);
+  printf("; an uncommitted tail of %llu bytes (%llu records)\n",
+         (unsigned long long)info.found.dropped_tail_bytes,
+         (unsigned long long)info.found.dropped_tail_records);
+  if (info.found.truncated_bytes > 0)
+    printf("the file was %llu bytes shorter than its header records\n",
+           (unsigned long long)info.found.truncated_bytes);
+  if (info.backup[0] != '\0')
+    printf("the original is kept as %s (remove it once the recovered store "
+           "is known good); %s holds the recovered store\n",
+           info.backup, path);
+  return fflush(stdout) == 0 && !ferror(stdout)
+             ? CLI_OK
+             : cli_fail("writing to standard output failed");
 }
 
 static int run_recover(int argc, char **argv) {
   static const struct option opts[] = {{"output", required_argument, NULL, 'o'},
+                                       {"force", no_argument, NULL, 'f'},
                                        {"wait", required_argument, NULL, 'w'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   const cli_cmd *cmd = &cli_cmd_recover;
   uint32_t wait_ms = 0;
-  const char *path, *out = NULL, *target;
-  char *tmp = NULL, *backup = NULL;
-  mapkv_t *src = NULL, *dst = NULL;
-  mapkv_stats before, after;
-  struct stat sb;
-  uint64_t saved = 0;
-  char what[300];
-  int ch, rc, lockfd = -1, created = 0;
+  unsigned flags = 0;
+  const char *out = NULL;
+  int ch, rc;
 
-  while ((ch = cli_getopt(cmd, argc, argv, "o:w:h", opts, &rc)) != -1) {
+  while ((ch = cli_getopt(cmd, argc, argv, "o:fw:h", opts, &rc)) != -1) {
     if (ch == 'o')
       out = optarg;
+    else if (ch == 'f')
+      flags |= MAPKV_RECOVER_FORCE;
     else if (ch != 'w')
       return rc;
     else if ((rc = cli_parse_wait(cmd, optarg, &wait_ms)) != 0)
@@ -316,124 +230,63 @@ static int run_recover(int argc, char **argv) {
   }
   if ((rc = cli_operands(cmd, argc, argv, 1, "DB")) != 0)
     return rc;
-  path = argv[optind];
-
-  if (out == NULL) {
-    size_t len = strlen(path);
-    if ((lockfd = lock_store(path, wait_ms, &rc)) < 0)
-      return rc;
-    tmp = malloc(len + sizeof ".recovered-tmp");
-    if (tmp == NULL) {
-      rc = cli_fail("out of memory");
-      goto done;
-    }
-    memcpy(tmp, path, len);
-    memcpy(tmp + len, ".recovered-tmp", sizeof ".recovered-tmp");
-    if (unlink(tmp) != 0 && errno != ENOENT) {
-      rc = cli_fail("removing the leftover %s: %s", tmp, strerror(errno));
-      goto done;
-    }
-    target = tmp;
-  } else {
-    if (lstat(out, &sb) == 0) {
-      rc = cli_fail("%s exists: recover writes a new store (remove it or "
-                    "choose another name)",
-                    out);
-      goto done;
-    }
-    target = out;
-  }
-
-  if ((rc = cli_open(path, MAPKV_RDONLY | MAPKV_VERIFY, MAPKV_SYNC_COMMIT,
-                     &src)) != 0)
-    goto done;
-  mapkv_stat(src, &before);
-  if ((rc = cli_open(target, MAPKV_CREATE, MAPKV_SYNC_NONE, &dst)) != 0)
-    goto done;
-  created = 1;
-  cli_catch_signals(0);
-  snprintf(what, sizeof what, "recovering %s", path);
-  if ((rc = copy_records(src, dst, what, before.records, &saved)) != 0) {
-    if (cli_signal)
-      cli_fail("recover interrupted; %s is unchanged", path);
-    goto done;
-  }
-  rc = cli_close(dst);
-  dst = NULL;
-  if (rc != 0)
-    goto done;
-  mapkv_stat(src, &after);
-  mapkv_close(src);
-  src = NULL;
-
-  if (out == NULL) {
-    /* The recovered store keeps the original's permissions. */
-    if (fstat(lockfd, &sb) == 0)
-      chmod(tmp, sb.st_mode & 07777);
-    if ((rc = keep_original(path, &backup)) != 0)
-      goto done;
-    if (rename(tmp, path) != 0) {
-      rc = cli_fail("renaming %s to %s: %s (the original is kept as %s)", tmp,
-                    path, strerror(errno), backup);
-      created = 0; /* keep the only copy of the recovered records */
-      goto done;
-    }
-    created = 0;
-    if ((rc = sync_dir_of(path)) != 0) {
-      rc = cli_fail("syncing the directory of %s: %s", path, strerror(-rc));
-      goto done;
-    }
-  }
-
-  printf("recovered %llu records from %s into %s\n", (unsigned long long)saved,
-         path, out != NULL ? out : path);
-  printf("skipped: %llu record(s) that failed their checksum\n",
-         (unsigned long long)after.checksum_failures);
-  printf("dropped by recovery: %llu damaged region(s) of %llu bytes",
-         (unsigned long long)before.damaged_regions,
-         (unsigned long long)before.damaged_bytes);
-  if (before.damaged_regions > 0)
-    printf(" (the first at offset %llu)",
-           (unsigned long long)before.first_damage_offset);
-  printf("; an uncommitted tail of %llu bytes (%llu records)\n",
-         (unsigned long long)before.dropped_tail_bytes,
-         (unsigned long long)before.dropped_tail_records);
-  if (out == NULL)
-    printf("the original is now %s; %s holds the recovered store\n", backup,
-           path);
-  if (fflush(stdout) != 0 || ferror(stdout))
-    rc = cli_fail("writing to standard output failed");
-  created = 0;
-
-done:
-  if (dst != NULL)
-    mapkv_close(dst);
-  if (created)
-    unlink(target);
-  mapkv_close(src);
-  if (lockfd >= 0)
-    close(lockfd);
-  free(tmp);
-  free(backup);
-  return rc;
+  return salvage(argv[optind], out, flags, wait_ms, "recovering");
 }
 
 const cli_cmd cli_cmd_recover = {
-    "recover", run_recover, "[-o OUT] [--wait S] DB",
+    "recover", run_recover, "[-o OUT] [--force] [--wait S] DB",
     "salvage the intact records into a clean store",
     "Copies every intact live record of DB into a new, clean store. DB is\n"
-    "opened read-only: its recovery skips damaged batches and an uncommitted\n"
-    "tail, and records that fail their checksum are skipped. Prints how many\n"
-    "records were saved and what was dropped.\n"
+    "opened read-only with every checksum verified: damaged records, the\n"
+    "records of a batch that damage cost, and an uncommitted tail are left\n"
+    "behind. Prints how many records were saved and what was left.\n"
     "\n"
-    "Without -o the store is replaced: the new store is written to\n"
-    "DB.recovered-tmp, the original gets the name DB.damaged-<unix time>,\n"
-    "and the new store is renamed to DB. No writer may have DB open.\n"
+    "Without -o the store is replaced, holding the writer's lock: the new\n"
+    "store is written next to DB (taking its mode and owner), the original\n"
+    "gets the second name DB.damaged-<unix time> (DB.v1-<time> when only\n"
+    "its format was upgraded), and the new store is renamed to DB. A store\n"
+    "with no damage is left alone (unless --force). Damaged copies are never\n"
+    "removed by mapkv: delete them once the recovered store is known good.\n"
     "\n"
     "  -o, --output OUT    write the new store to OUT (which must not\n"
     "                      exist) and leave DB alone\n"
+    "  -f, --force         rewrite DB even when it has no damage (the\n"
+    "                      original is kept as DB.orig-<unix time>)\n"
     "  -w, --wait SECONDS  without -o: if another process has DB open for\n"
     "                      writing, wait up to SECONDS for it to close it\n"
+    "  -h, --help          show this help\n"};
+
+static int run_upgrade(int argc, char **argv) {
+  static const struct option opts[] = {{"wait", required_argument, NULL, 'w'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+  const cli_cmd *cmd = &cli_cmd_upgrade;
+  uint32_t wait_ms = 0;
+  int ch, rc;
+
+  while ((ch = cli_getopt(cmd, argc, argv, "w:h", opts, &rc)) != -1) {
+    if (ch != 'w')
+      return rc;
+    if ((rc = cli_parse_wait(cmd, optarg, &wait_ms)) != 0)
+      return rc;
+  }
+  if ((rc = cli_operands(cmd, argc, argv, 1, "DB")) != 0)
+    return rc;
+  return salvage(argv[optind], NULL, 0, wait_ms, "upgrading");
+}
+
+const cli_cmd cli_cmd_upgrade = {
+    "upgrade", run_upgrade, "[--wait S] DB",
+    "rewrite a store of an older format version",
+    "Rewrites DB in the current format version (mapkv_recover() in place):\n"
+    "a store of an older version opens read-only only, and is refused by\n"
+    "writable opens until it is upgraded. The original is kept as\n"
+    "DB.v<N>-<unix time> (DB.damaged-<time> if it had damage, which is then\n"
+    "left behind as mapkv recover does). A store of the current version\n"
+    "without damage is left alone.\n"
+    "\n"
+    "  -w, --wait SECONDS  if another process has DB open for writing, wait\n"
+    "                      up to SECONDS for it to close it\n"
     "  -h, --help          show this help\n"};
 
 /* ---- compact ------------------------------------------------------------- */

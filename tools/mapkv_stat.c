@@ -154,6 +154,10 @@ static int run_stat(int argc, char **argv) {
         {"damaged_bytes", NULL, st.damaged_bytes, 0},
         {"first_damage_offset", NULL, st.first_damage_offset, 0},
         {"checksum_failures", "checksum failures", st.checksum_failures, 0},
+        {"damaged_keys", "damaged keys", st.damaged_keys, 0},
+        {"truncated_bytes", "truncated bytes", st.truncated_bytes, 0},
+        {"max_key_size", "key limit", st.max_key_size, 0},
+        {"max_value_size", "value limit", st.max_value_size, 0},
     };
     size_t n = sizeof f / sizeof f[0];
     if (json) {

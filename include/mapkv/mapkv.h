@@ -443,12 +443,15 @@ typedef struct mapkv_recover_info {
  * are left behind (info->lost); everything else is kept, with the store's
  * key and value limits.
  *
+ * @param lock_timeout_ms  in place: how long to wait for another process
+ *               that has the store open for writing (0: not at all)
  * @param info  receives what was found and done (may be NULL)
  * @return 0, MAPKV_ELOCKED, -EEXIST, the errors of mapkv_open() for path,
  *   -ENOSPC and other -errno; on failure path is unchanged and no new store
  *   is left behind.
  */
 MAPKV_API int mapkv_recover(const char *path, const char *out, unsigned flags,
+                            uint32_t lock_timeout_ms,
                             mapkv_recover_info *info);
 
 #ifdef __cplusplus

@@ -32,6 +32,8 @@ int mapkv_cursor_open(mapkv_t *db, const void *prefix, size_t plen,
   mapkv_cursor_t *c;
   if (db == NULL || out == NULL || (prefix == NULL && plen > 0))
     return mapkv__fail(MAPKV_EINVAL, "NULL handle, output or prefix");
+  if (!mapkv__handle_live(db))
+    return mapkv__fail(MAPKV_EINVAL, "not an open handle (closed already?)");
   c = malloc(sizeof *c + plen);
   if (c == NULL)
     return mapkv__fail(MAPKV_ENOMEM, "out of memory");
@@ -44,6 +46,7 @@ int mapkv_cursor_open(mapkv_t *db, const void *prefix, size_t plen,
   mapkv__walk_init(&c->walk, mapkv__end(db));
   c->file_id = db->hdr.file_id;
   pthread_rwlock_unlock(&db->rw);
+  atomic_fetch_add(&db->children, 1);
   *out = c;
   return 0;
 }
@@ -126,4 +129,9 @@ int mapkv_cursor_next(mapkv_cursor_t *c, const void **key, size_t *klen,
   return rc;
 }
 
-void mapkv_cursor_close(mapkv_cursor_t *c) { free(c); }
+void mapkv_cursor_close(mapkv_cursor_t *c) {
+  if (c == NULL)
+    return;
+  atomic_fetch_sub(&c->db->children, 1);
+  free(c);
+}

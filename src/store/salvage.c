@@ -37,26 +37,19 @@
 #define BATCH_BYTES   (64u << 20)
 
 /* Takes the writer lock of the store at path: the file it names now. */
-static int lock_store(const char *path, int *out) {
+static int lock_store(const char *path, uint32_t timeout_ms, int *out) {
   for (int attempt = 0; attempt < 100; attempt++) {
     struct stat a, b;
-    int fd = mapkv__os.open(path, O_RDONLY | O_NONBLOCK, 0);
+    int rc, fd = mapkv__os.open(path, O_RDONLY | O_NONBLOCK, 0);
     if (fd < 0)
       return mapkv__fail_errno(path);
     if (mapkv__os.fstat(fd, &a) != 0 || !S_ISREG(a.st_mode)) {
       mapkv__os.close(fd);
       return mapkv__fail(MAPKV_ENOTDB, "%s is not a regular file", path);
     }
-    if (mapkv__os.flock(fd, LOCK_EX | LOCK_NB) != 0) {
-      int e = errno;
+    if ((rc = mapkv__lock_fd(fd, path, timeout_ms)) != 0) {
       mapkv__os.close(fd);
-      if (e == EWOULDBLOCK)
-        return mapkv__fail(MAPKV_ELOCKED,
-                           "%s is open for writing by another process (stop "
-                           "it, or recover into a new store)",
-                           path);
-      errno = e;
-      return mapkv__fail_errno("flock");
+      return rc;
     }
     if (mapkv__os.stat(path, &b) == 0 && a.st_dev == b.st_dev &&
         a.st_ino == b.st_ino) {
@@ -144,7 +137,7 @@ static int keep_original(const char *path, const char *tag, char *backup,
 }
 
 int mapkv_recover(const char *path, const char *out, unsigned flags,
-                  mapkv_recover_info *info) {
+                  uint32_t lock_timeout_ms, mapkv_recover_info *info) {
   mapkv_recover_info r;
   mapkv_options o;
   mapkv_t *src = NULL, *dst = NULL;
@@ -159,7 +152,7 @@ int mapkv_recover(const char *path, const char *out, unsigned flags,
     return mapkv__fail(MAPKV_EINVAL, "NULL path or unknown flags");
   if ((rc = mapkv__os_resolve(path, &real)) != 0)
     return mapkv__fail(rc, "%s: %s", path, strerror(-rc));
-  if (out == NULL && (rc = lock_store(real, &lockfd)) != 0)
+  if (out == NULL && (rc = lock_store(real, lock_timeout_ms, &lockfd)) != 0)
     goto done;
   if (out != NULL && lstat(out, &st) == 0) {
     rc = mapkv__fail(-EEXIST,

@@ -315,16 +315,41 @@ static int open_store_file(const mapkv_t *db, int *out) {
   return 0;
 }
 
+int mapkv__lock_fd(int fd, const char *path, uint32_t timeout_ms) {
+  uint64_t deadline = 0, pause_ms = 1;
+  if (timeout_ms > 0)
+    deadline = monotonic_ns() + (uint64_t)timeout_ms * 1000000u;
+  while (mapkv__os.flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int e = errno;
+    uint64_t now;
+    if (e == EWOULDBLOCK && timeout_ms > 0 &&
+        (now = monotonic_ns()) < deadline) {
+      uint64_t ns = pause_ms * 1000000u;
+      pause_ns(ns < deadline - now ? ns : deadline - now);
+      pause_ms =
+          pause_ms * 2 > LOCK_PAUSE_MAX_MS ? LOCK_PAUSE_MAX_MS : pause_ms * 2;
+      continue;
+    }
+    if (e == EWOULDBLOCK && timeout_ms > 0)
+      return mapkv__fail(MAPKV_ELOCKED,
+                         "%s is open for writing by another process "
+                         "(waited %lu ms for it)",
+                         path, (unsigned long)timeout_ms);
+    if (e == EWOULDBLOCK)
+      return mapkv__fail(MAPKV_ELOCKED,
+                         "%s is open for writing by another process", path);
+    errno = e;
+    return mapkv__fail_errno("flock");
+  }
+  return 0;
+}
+
 /* Opens path and, for a writer, takes the exclusive lock on the file that
  * the path names now (a compaction may rename a new file over it between
  * our open and our lock). A writer whose lock another process holds tries
  * again until opts.lock_timeout_ms have passed. */
 static int open_locked(mapkv_t *db) {
   unsigned flags = db->opts.flags;
-  uint32_t timeout_ms = db->readonly ? 0 : db->opts.lock_timeout_ms;
-  uint64_t deadline = 0, pause_ms = 1;
-  if (timeout_ms > 0)
-    deadline = monotonic_ns() + (uint64_t)timeout_ms * 1000000u;
   for (int attempt = 0; attempt < 100; attempt++) {
     struct stat a, b;
     int fd = -1, rc = open_store_file(db, &fd);
@@ -341,29 +366,9 @@ static int open_locked(mapkv_t *db) {
       db->fd = fd;
       return 0;
     }
-    while (mapkv__os.flock(fd, LOCK_EX | LOCK_NB) != 0) {
-      int e = errno;
-      uint64_t now;
-      if (e == EWOULDBLOCK && timeout_ms > 0 &&
-          (now = monotonic_ns()) < deadline) {
-        uint64_t ns = pause_ms * 1000000u;
-        pause_ns(ns < deadline - now ? ns : deadline - now);
-        pause_ms =
-            pause_ms * 2 > LOCK_PAUSE_MAX_MS ? LOCK_PAUSE_MAX_MS : pause_ms * 2;
-        continue;
-      }
+    if ((rc = mapkv__lock_fd(fd, db->path, db->opts.lock_timeout_ms)) != 0) {
       mapkv__os.close(fd);
-      if (e == EWOULDBLOCK && timeout_ms > 0)
-        return mapkv__fail(MAPKV_ELOCKED,
-                           "%s is open for writing by another process "
-                           "(waited %lu ms for it)",
-                           db->path, (unsigned long)timeout_ms);
-      if (e == EWOULDBLOCK)
-        return mapkv__fail(MAPKV_ELOCKED,
-                           "%s is open for writing by another process",
-                           db->path);
-      errno = e;
-      return mapkv__fail_errno("flock");
+      return rc;
     }
     if (mapkv__os.fstat(fd, &a) == 0 && mapkv__os.stat(db->path, &b) == 0 &&
         a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
@@ -671,6 +676,60 @@ static int recover(mapkv_t *db) {
   return 0;
 }
 
+/* ---- Open handles ---------------------------------------------------------
+ */
+
+static pthread_mutex_t handles_lock = PTHREAD_MUTEX_INITIALIZER;
+static const mapkv_t **handles;
+static size_t nhandles, caphandles;
+
+static int handle_add(const mapkv_t *db) {
+  int rc = 0;
+  pthread_mutex_lock(&handles_lock);
+  if (nhandles == caphandles) {
+    size_t cap = caphandles ? caphandles * 2 : 16;
+    const mapkv_t **h = realloc(handles, cap * sizeof *h);
+    if (h == NULL)
+      rc = mapkv__fail(MAPKV_ENOMEM, "out of memory");
+    else {
+      handles = h;
+      caphandles = cap;
+    }
+  }
+  if (rc == 0)
+    handles[nhandles++] = db;
+  pthread_mutex_unlock(&handles_lock);
+  return rc;
+}
+
+/* Removes db; 0 if it was not there. */
+static int handle_remove(const mapkv_t *db) {
+  int found = 0;
+  pthread_mutex_lock(&handles_lock);
+  for (size_t i = 0; i < nhandles; i++)
+    if (handles[i] == db) {
+      handles[i] = handles[--nhandles];
+      found = 1;
+      break;
+    }
+  if (nhandles == 0) {
+    free(handles);
+    handles = NULL;
+    caphandles = 0;
+  }
+  pthread_mutex_unlock(&handles_lock);
+  return found;
+}
+
+int mapkv__handle_live(const mapkv_t *db) {
+  int found = 0;
+  pthread_mutex_lock(&handles_lock);
+  for (size_t i = 0; i < nhandles && !found; i++)
+    found = handles[i] == db;
+  pthread_mutex_unlock(&handles_lock);
+  return found;
+}
+
 static void db_free(mapkv_t *db) {
   if (db == NULL)
     return;
@@ -829,6 +888,8 @@ int mapkv_open(const char *path, const mapkv_options *opts, mapkv_t **out) {
     mapkv__compact_cleanup(db); /* a compaction a crash interrupted */
     mapkv__os_clean_stale(db->path); /* ... or a create or a recovery */
   }
+  if ((rc = handle_add(db)) != 0)
+    goto fail;
   *out = db;
   return 0;
 fail:
@@ -840,12 +901,22 @@ int mapkv_close(mapkv_t *db) {
   int rc = 0;
   if (db == NULL)
     return 0;
+  if (!mapkv__handle_live(db))
+    return mapkv__fail(MAPKV_EINVAL, "not an open handle (closed already?)");
+  if (atomic_load(&db->children) > 0)
+    return mapkv__fail(MAPKV_EBUSY,
+                       "%u batch(es) or cursor(s) of this handle are still "
+                       "open: end them first; the handle stays open",
+                       (unsigned)atomic_load(&db->children));
+  handle_remove(db);
   if (!db->readonly) {
     rc = mapkv__flush_to(db, db->end);
     /* Damage still in the file stays below the data end, where the next
      * open knows it for damage (not a tail) again. */
     if (rc == 0)
       rc = mapkv__write_header(db, 1);
+    if (rc == 0)
+      rc = mapkv__check_path(db);
   }
   db_free(db);
   return rc;
@@ -1102,6 +1173,8 @@ int mapkv_sync(mapkv_t *db) {
     return rc;
   pthread_mutex_lock(&db->wlock);
   rc = mapkv__flush_to(db, db->end);
+  if (rc == 0)
+    rc = mapkv__check_path(db);
   pthread_mutex_unlock(&db->wlock);
   return rc;
 }
@@ -1305,12 +1378,15 @@ int mapkv_batch_begin(mapkv_t *db, mapkv_batch_t **out) {
   int rc;
   if (db == NULL || out == NULL)
     return mapkv__fail(MAPKV_EINVAL, "NULL handle or output");
+  if (!mapkv__handle_live(db))
+    return mapkv__fail(MAPKV_EINVAL, "not an open handle (closed already?)");
   if ((rc = check_writable(db)) != 0)
     return rc;
   b = calloc(1, sizeof *b);
   if (b == NULL)
     return mapkv__fail(MAPKV_ENOMEM, "out of memory");
   b->db = db;
+  atomic_fetch_add(&db->children, 1);
   *out = b;
   return 0;
 }
@@ -1373,6 +1449,7 @@ int mapkv_batch_del(mapkv_batch_t *b, const void *key, size_t klen) {
 void mapkv_batch_abort(mapkv_batch_t *b) {
   if (b == NULL)
     return;
+  atomic_fetch_sub(&b->db->children, 1);
   free(b->ops);
   free(b->arena);
   free(b);

@@ -63,6 +63,9 @@ struct mapkv {
   size_t nhashes;
   atomic_uint_fast64_t checksum_failures;
   atomic_uint_fast64_t version; /* odd while a commit changes the index */
+  /* Batches and cursors not yet ended: mapkv_close() refuses while any
+   * is open. */
+  atomic_uint_fast32_t children;
   pthread_mutex_t wlock;
   pthread_rwlock_t rw;
 };
@@ -246,6 +249,16 @@ int mapkv__write_header(mapkv_t *db, int clean);
 
 /* msync of the pages covering [flushed, upto). */
 int mapkv__flush_to(mapkv_t *db, uint64_t upto);
+
+/* The process's open handles, so that the calls that begin something
+ * (batches, cursors) and close can tell a handle that was closed from an
+ * open one, instead of using freed memory: 1 if db is open. */
+int mapkv__handle_live(const mapkv_t *db);
+
+/* Takes the writer lock (flock LOCK_EX) on fd, trying again after short
+ * sleeps for up to timeout_ms while another process holds it. 0,
+ * MAPKV_ELOCKED (message names path), or -errno. */
+int mapkv__lock_fd(int fd, const char *path, uint32_t timeout_ms);
 
 /* 0 if db->path still names the file the handle has open, MAPKV_EMOVED if
  * it names another file or none (renamed over, removed), or -errno. */

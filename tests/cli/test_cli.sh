@@ -72,7 +72,7 @@ body() { sed -n '/^HEADER=END$/,$p'; }
 echo "mapkv CLI tests: $MAPKV"
 
 # ---- help -----------------------------------------------------------------
-commands="put get del keys stat dump load verify recover compact"
+commands="put get del keys stat dump load verify recover compact upgrade"
 run 0 --help && err_empty
 for c in $commands; do out_has "^  $c "; done
 run 0 help && out_has "^Commands:"
@@ -370,10 +370,129 @@ run 3 recover -o "$T/saved.db" "$VDB" && err_has 'exists'
 # recover in place: the original is kept as DB.damaged-<time>.
 run 0 recover "$VDB" && out_has 'recovered 2 records' && out_has 'damaged-'
 check "the damaged original is kept" cmp -s "$VDB".damaged-* "$T/damaged-copy.db"
-check "no temporary file is left" test ! -e "$VDB.recovered-tmp"
+check "no temporary file is left" test -z "$(ls "$VDB".recovering.* 2>/dev/null)"
 run 0 verify "$VDB"
 run 0 get "$VDB" k3 && out_is 'value3'
-run 0 recover -o "$T/saved2.db" "$T/intact.db" && out_has 'recovered 3 records' && out_has 'skipped: 0'
+run 0 recover -o "$T/saved2.db" "$T/intact.db" && out_has 'recovered 3 records' && out_has 'left behind: 0'
+# recover in place of a store with no damage: nothing done, and said so.
+cp "$T/intact.db" "$T/intact-copy.db"
+run 0 recover "$T/intact.db" && out_has 'no damage found' && out_has 'unchanged'
+check "recover of an intact store changes nothing" cmp -s "$T/intact.db" "$T/intact-copy.db"
+check "recover of an intact store keeps no copy" test -z "$(ls "$T"/intact.db.* 2>/dev/null)"
+run 0 recover --force "$T/intact.db" && out_has 'recovered 3 records' && out_has 'orig-'
+check "recover --force keeps the original" cmp -s "$T"/intact.db.orig-* "$T/intact-copy.db"
+rm -f "$T"/intact.db.orig-*
+
+# ---- damage that is not a torn write: refused, never dropped -----------------
+# A cleanly closed store cut short: verify says so (exit 1), writers are
+# refused with nothing changed, recover salvages what is there.
+TDB=$T/trunc.db
+for i in 1 2 3 4 5 6 7 8 9; do "$MAPKV" put "$TDB" "key$i" "value-$i" || fail "building $TDB"; done
+truncate -s 4250 "$TDB"
+cp "$TDB" "$T/trunc-copy.db"
+run 1 verify "$TDB" && out_has 'truncated' && out_has 'DAMAGED'
+run 3 put "$TDB" key10 v && err_has 'truncated'
+run 3 get "$TDB" key1 && err_has 'truncated'
+check "a truncated store is not written to" cmp -s "$TDB" "$T/trunc-copy.db"
+run 0 recover "$TDB" && out_has 'recovered 3 records' && out_has 'shorter than its header'
+run 0 get "$TDB" key1 && out_is 'value-1'
+run 0 put "$TDB" key10 v
+# A header from another store over this store's log: every record fails
+# its checksum. Refused, not zeroed.
+HDB=$T/otherhdr.db
+"$MAPKV" put "$T/other.db" a b || fail "building other.db"
+for i in 1 2 3 4 5; do "$MAPKV" put "$HDB" "key$i" "value-$i" || fail "building $HDB"; done
+dd if="$T/other.db" of="$HDB" bs=4096 count=1 conv=notrunc 2>/dev/null
+cp "$HDB" "$T/otherhdr-copy.db"
+run 1 verify "$HDB" && out_has 'DAMAGED'
+run 3 put "$HDB" x y && err_has 'fail their checksums'
+run 3 get "$HDB" key1
+check "a store whose header is not its own is not written to" cmp -s "$HDB" "$T/otherhdr-copy.db"
+
+# ---- files that are not stores, links, permissions, leftovers ---------------
+mkfifo "$T/fifo" 2>/dev/null && {
+  # A FIFO is refused at once (an open of it would wait for a writer).
+  if command -v timeout >/dev/null 2>&1; then
+    timeout 10 "$MAPKV" get "$T/fifo" k >"$T/out" 2>"$T/err"
+    got=$?
+    check "get on a FIFO does not hang (exit $got)" test "$got" -eq 3
+    err_has 'not a regular file' && err_has 'FIFO'
+    timeout 10 "$MAPKV" put "$T/fifo" k v >"$T/out" 2>"$T/err"
+    check "put on a FIFO is refused" test "$?" -eq 3
+  fi
+}
+run 3 get "$T" k && err_has 'not a regular file'
+run 3 get /dev/null k && err_has 'not a regular file'
+# A symbolic link names the store it points at: compact and recover replace
+# the target in its own directory and the link stays a link.
+mkdir -p "$T/real"
+run 0 put "$T/real/store.db" k1 v1
+ln -s real/store.db "$T/link.db"
+run 0 put "$T/link.db" k2 v2
+run 0 put "$T/link.db" k2 v3
+run 0 compact "$T/link.db"
+check "compact keeps the link a link" test -L "$T/link.db"
+check "compact leaves nothing beside the link" test -z "$(ls "$T"/link.db.* 2>/dev/null)"
+run 0 get "$T/real/store.db" k2 && out_is 'v3'
+run 0 recover --force "$T/link.db"
+check "recover keeps the link a link" test -L "$T/link.db"
+run 0 get "$T/link.db" k1 && out_is 'v1'
+check "recover's copy of the original is beside the target" test -n "$(ls "$T"/real/store.db.orig-* 2>/dev/null)"
+# Compaction and recovery keep the mode (and, as root, the owner).
+PDB=$T/perm.db
+run 0 put "$PDB" k v
+chmod 0600 "$PDB"
+if [ "$(id -u)" = 0 ] && chown nobody "$PDB" 2>/dev/null; then owner=nobody; else owner=$(id -un); fi
+run 0 compact "$PDB"
+check "compact keeps mode 0600" test "$(stat -c %a "$PDB")" = 600
+check "compact keeps the owner" test "$(stat -c %U "$PDB")" = "$owner"
+run 0 recover --force "$PDB"
+check "recover keeps mode 0600" test "$(stat -c %a "$PDB")" = 600
+check "recover keeps the owner" test "$(stat -c %U "$PDB")" = "$owner"
+# Leftovers of killed creates and recoveries (named for their process) are
+# removed by the next writable open when that process is gone; those of a
+# live process are not.
+LDB=$T/left.db
+run 0 put "$LDB" k v
+sh -c 'exit 0' & dead=$!; wait $dead
+for what in creating recovering copying; do
+  : >"$LDB.$what.$dead.0123456789abcdef"
+done
+: >"$LDB.creating.$$.0123456789abcdef"
+: >"$LDB.creating.$dead.notours"
+run 0 put "$LDB" k2 v2
+check "leftovers of a dead process are removed" test -z "$(ls "$LDB".*."$dead".0123456789abcdef 2>/dev/null)"
+check "a live process's temporary file is kept" test -e "$LDB.creating.$$.0123456789abcdef"
+check "files of other names are kept" test -e "$LDB.creating.$dead.notours"
+rm -f "$LDB".creating.*
+# kill -9 of a recover in progress leaves the store and, at most, a
+# temporary file that the next writable open removes.
+KDB2=$T/killed.db
+awk 'BEGIN { printf "VERSION=3\nHEADER=END\n"; for (i = 0; i < 200000; i++) printf " %08x\n 76616c7565\n", i; printf "DATA=END\n" }' >"$T/killed.dump"
+run 0 load -f "$T/killed.dump" "$KDB2"
+cp "$KDB2" "$T/killed-copy.db"
+"$MAPKV" recover --force "$KDB2" >/dev/null 2>&1 &
+kpid=$!
+i=0
+while [ $i -lt 500 ] && [ -z "$(ls "$KDB2".recovering.* 2>/dev/null)" ]; do
+  sleep 0.01
+  i=$((i + 1))
+done
+kill -9 $kpid 2>/dev/null
+wait $kpid 2>/dev/null
+check "the recover was killed while it wrote" test -n "$(ls "$KDB2".recovering.* 2>/dev/null)"
+check "a killed recover leaves the store readable" "$MAPKV" verify "$KDB2" >/dev/null
+run 0 put "$KDB2" after kill
+check "no temporary file of the killed recover is left" test -z "$(ls "$KDB2".recovering.* 2>/dev/null)"
+run 0 get --hex "$KDB2" 00000007 && out_has '^76616c7565$'
+check "the killed recover left the store as it was" "$MAPKV" verify "$KDB2" >/dev/null
+
+# ---- limits that travel with the store --------------------------------------
+# A store the tool creates takes keys and values up to the format's limits,
+# and records them in its header, so that every later open (the tool's and
+# an application's) enforces the same.
+run 0 stat "$KDB" && out_has '^key limit: *65535$' && out_has '^value limit: *2147483647$'
+run 0 stat --json "$KDB" && out_has '"max_key_size":65535' && out_has '"damaged_keys":0'
 
 # ---- compact -------------------------------------------------------------------
 CDB=$T/compact.db
