@@ -354,6 +354,8 @@ cp "$VDB" "$T/intact.db"
 printf 'X' | dd of="$VDB" bs=1 seek=4158 count=1 conv=notrunc 2>/dev/null
 run 1 verify "$VDB" && out_has 'offset 4134' && out_has 'DAMAGED' && out_has 'checksum'
 run 3 get "$VDB" k2 && err_has 'offset 4134'
+run 0 stat "$VDB" && out_has '^last close: *clean$' && out_has '^damage: *1 region' &&
+  out_has '^damaged keys: *1$'
 run 0 get "$VDB" k3 && out_is 'value3'
 run 3 dump "$VDB" && err_has 'damaged'
 run 3 verify "$T/missing.db"
