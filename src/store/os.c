@@ -70,13 +70,14 @@ static int os_random(void *buf, size_t n) {
   return 0;
 }
 
-struct mapkv__os mapkv__os = {os_open,  close,      fstat,  stat,
-                              os_flock, os_reserve, pwrite, fsync,
-                              rename,   link,       unlink, os_random};
+struct mapkv__os mapkv__os = {os_open,   close,  fstat,  stat,   os_flock,
+                              os_reserve, pwrite, fsync,  rename, link,
+                              unlink,    os_random, fchown, fchmod};
 
 void mapkv__os_reset(void) {
-  struct mapkv__os real = {os_open, close, fstat,  stat, os_flock, os_reserve,
-                           pwrite,  fsync, rename, link, unlink,   os_random};
+  struct mapkv__os real = {os_open,   close,  fstat,  stat,   os_flock,
+                           os_reserve, pwrite, fsync,  rename, link,
+                           unlink,    os_random, fchown, fchmod};
   mapkv__os = real;
 }
 
@@ -175,7 +176,10 @@ char *mapkv__os_tmp_name(const char *path, const char *what, uint64_t id) {
   return name;
 }
 
-/* If name is "<base>.<kind>.<pid>.<16 hex>" for a known kind, *pid. */
+/* If name is "<base>.<kind>.<pid>.<16 hex>" for a known kind, *pid; also
+ * with anything after a further '.' (the temporary files of a temporary
+ * store, such as the header page of a store being created to salvage into,
+ * belong to the same process). */
 static int parse_tmp(const char *name, const char *base, long *pid) {
   size_t bl = strlen(base);
   const char *p;
@@ -191,8 +195,8 @@ static int parse_tmp(const char *name, const char *base, long *pid) {
     if (*p < '1' || *p > '9')
       return 0;
     *pid = strtol(p, &end, 10);
-    if (*end != '.' || strlen(end + 1) != 16 ||
-        strspn(end + 1, "0123456789abcdef") != 16)
+    if (*end != '.' || strspn(end + 1, "0123456789abcdef") != 16 ||
+        (end[17] != '\0' && end[17] != '.'))
       return 0;
     return 1;
   }
@@ -242,9 +246,9 @@ int mapkv__os_copy_owner(int fd, int dst_fd) {
   if (mapkv__os.fstat(fd, &a) != 0 || mapkv__os.fstat(dst_fd, &b) != 0)
     return -errno;
   if ((a.st_uid != b.st_uid || a.st_gid != b.st_gid) &&
-      fchown(dst_fd, a.st_uid, a.st_gid) != 0)
+      mapkv__os.fchown(dst_fd, a.st_uid, a.st_gid) != 0)
     return -errno;
-  if (fchmod(dst_fd, a.st_mode & 07777) != 0)
+  if (mapkv__os.fchmod(dst_fd, a.st_mode & 07777) != 0)
     return -errno;
   return 0;
 }

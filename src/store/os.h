@@ -29,6 +29,8 @@ struct mapkv__os {
   int (*unlink)(const char *path);
   /* Fills buf with n random bytes. */
   int (*random)(void *buf, size_t n);
+  int (*fchown)(int fd, uid_t uid, gid_t gid);
+  int (*fchmod)(int fd, mode_t mode);
 };
 
 extern struct mapkv__os mapkv__os;

@@ -41,8 +41,13 @@ static int lock_store(const char *path, uint32_t timeout_ms, int *out) {
   for (int attempt = 0; attempt < 100; attempt++) {
     struct stat a, b;
     int rc, fd = mapkv__os.open(path, O_RDONLY | O_NONBLOCK, 0);
-    if (fd < 0)
+    if (fd < 0) {
+      int e = errno;
+      if (e != ENOENT && mapkv__os.stat(path, &b) == 0 && !S_ISREG(b.st_mode))
+        return mapkv__fail(MAPKV_ENOTDB, "%s is not a regular file", path);
+      errno = e;
       return mapkv__fail_errno(path);
+    }
     if (mapkv__os.fstat(fd, &a) != 0 || !S_ISREG(a.st_mode)) {
       mapkv__os.close(fd);
       return mapkv__fail(MAPKV_ENOTDB, "%s is not a regular file", path);

@@ -266,6 +266,46 @@ out:
   return rc;
 }
 
+static const char *file_kind(mode_t m) {
+  return S_ISDIR(m)    ? "directory"
+         : S_ISFIFO(m) ? "FIFO"
+         : S_ISSOCK(m) ? "socket"
+         : S_ISCHR(m)  ? "character device"
+         : S_ISBLK(m)  ? "block device"
+                       : "special file";
+}
+
+/* Opens the store file without blocking (a FIFO or a device would block
+ * open() forever) and refuses anything but a regular file. */
+static int open_store_file(const mapkv_t *db, int *out) {
+  struct stat st;
+  int fd = mapkv__os.open(db->path,
+                          (db->readonly ? O_RDONLY : O_RDWR) | O_NONBLOCK, 0);
+  if (fd < 0) {
+    int e = errno;
+    /* A directory (EISDIR), a socket (ENXIO): not a store. */
+    if (e != ENOENT && mapkv__os.stat(db->path, &st) == 0 &&
+        !S_ISREG(st.st_mode))
+      return mapkv__fail(MAPKV_ENOTDB, "%s is not a regular file (a %s)",
+                         db->path, file_kind(st.st_mode));
+    return -e;
+  }
+  if (mapkv__os.fstat(fd, &st) != 0) {
+    int e = errno;
+    mapkv__os.close(fd);
+    return mapkv__fail(-e, "fstat %s: %s", db->path, strerror(e));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    mapkv__os.close(fd);
+    return mapkv__fail(MAPKV_ENOTDB, "%s is not a regular file (a %s)",
+                       db->path, file_kind(st.st_mode));
+  }
+  /* O_NONBLOCK changes nothing for a regular file's mapping, locks and
+   * syncs; it stays set. */
+  *out = fd;
+  return 0;
+}
+
 /* A writer waiting for the lock (lock_timeout_ms) sleeps between tries,
  * 1 ms at first, doubling up to this. flock() has no timed form, and a
  * blocking flock() could only be cut short by a signal, which a library
@@ -283,36 +323,6 @@ static void pause_ns(uint64_t ns) {
   ts.tv_sec = (time_t)(ns / 1000000000u);
   ts.tv_nsec = (long)(ns % 1000000000u);
   nanosleep(&ts, NULL); /* a signal cuts it short: the caller re-checks */
-}
-
-/* Opens the store file without blocking (a FIFO or a device would block
- * open() forever) and refuses anything but a regular file. */
-static int open_store_file(const mapkv_t *db, int *out) {
-  struct stat st;
-  int fd = mapkv__os.open(db->path,
-                          (db->readonly ? O_RDONLY : O_RDWR) | O_NONBLOCK, 0);
-  if (fd < 0)
-    return -errno;
-  if (mapkv__os.fstat(fd, &st) != 0) {
-    int e = errno;
-    mapkv__os.close(fd);
-    return mapkv__fail(-e, "fstat %s: %s", db->path, strerror(e));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    mapkv__os.close(fd);
-    return mapkv__fail(MAPKV_ENOTDB, "%s is not a regular file (a %s)",
-                       db->path,
-                       S_ISDIR(st.st_mode)    ? "directory"
-                       : S_ISFIFO(st.st_mode) ? "FIFO"
-                       : S_ISSOCK(st.st_mode) ? "socket"
-                       : S_ISCHR(st.st_mode)  ? "character device"
-                       : S_ISBLK(st.st_mode)  ? "block device"
-                                              : "special file");
-  }
-  /* O_NONBLOCK changes nothing for a regular file's mapping, locks and
-   * syncs; it stays set. */
-  *out = fd;
-  return 0;
 }
 
 int mapkv__lock_fd(int fd, const char *path, uint32_t timeout_ms) {
