@@ -37,7 +37,8 @@
                mapkv_strerror(want_));                                         \
   } while (0)
 
-/* ---- fixture: paths made by a test are removed in teardown ---------------- */
+/* ---- fixture: paths made by a test are removed in teardown ----------------
+ */
 
 #define FX_PATHS 16
 static struct {
@@ -135,7 +136,8 @@ static void split(const char *path, char *dir, char *base, size_t cap) {
   snprintf(base, cap, "%s", slash + 1);
 }
 
-/* ---- mode and owner across compaction and salvage -------------------------- */
+/* ---- mode and owner across compaction and salvage --------------------------
+ */
 
 static void test_compact_keeps_mode_and_owner(void **state) {
   const char *p = fx_path("files-perm");
@@ -221,7 +223,8 @@ static void test_compact_cannot_keep_owner(void **state) {
     assert_int_equal(count_prefixed(dir, prefix), 0);
   }
   expect_str(db, "k2", "v2");
-  assert_rc(mapkv_recover(p, NULL, MAPKV_RECOVER_FORCE, 0, NULL), MAPKV_ELOCKED);
+  assert_rc(mapkv_recover(p, NULL, MAPKV_RECOVER_FORCE, 0, NULL),
+            MAPKV_ELOCKED);
   assert_rc(mapkv_close(db), 0);
   assert_rc(mapkv_recover(p, NULL, MAPKV_RECOVER_FORCE, 0, NULL), -EPERM);
   mapkv__os_reset();
@@ -311,8 +314,8 @@ static void test_not_regular_files(void **state) {
                                    MAPKV_RDONLY | MAPKV_VERIFY};
   struct {
     const char *path, *kind;
-  } files[] = {{f, "FIFO"}, {d, "directory"}, {"/dev/null", "character"},
-               {s, "socket"}};
+  } files[] = {
+      {f, "FIFO"}, {d, "directory"}, {"/dev/null", "character"}, {s, "socket"}};
   struct sockaddr_un sa;
   int sock;
   (void)state;
@@ -351,7 +354,8 @@ static void test_not_regular_files(void **state) {
   close(sock);
 }
 
-/* ---- leftovers of processes that died -------------------------------------- */
+/* ---- leftovers of processes that died --------------------------------------
+ */
 
 static long dead_pid(void) {
   pid_t p = fork();
@@ -383,8 +387,8 @@ static void test_stale_temp_files(void **state) {
 
   make_store(p);
   for (int i = 0; i < 3; i++) {
-    snprintf(name[i], sizeof name[i], "%s.%s.%ld.0123456789abcdef", p,
-             kinds[i], dead);
+    snprintf(name[i], sizeof name[i], "%s.%s.%ld.0123456789abcdef", p, kinds[i],
+             dead);
     touch(name[i]);
   }
   /* The header page of a store being created to salvage into. */
@@ -397,8 +401,7 @@ static void test_stale_temp_files(void **state) {
   touch(live);
   snprintf(odd[0], sizeof odd[0], "%s.creating.%ld.0123", p, dead);
   snprintf(odd[1], sizeof odd[1], "%s.unknown.%ld.0123456789abcdef", p, dead);
-  snprintf(odd[2], sizeof odd[2], "%sx.creating.%ld.0123456789abcdef", p,
-           dead);
+  snprintf(odd[2], sizeof odd[2], "%sx.creating.%ld.0123456789abcdef", p, dead);
   for (int i = 0; i < 3; i++)
     touch(odd[i]);
 
@@ -461,7 +464,8 @@ static void test_killed_create_leaves_nothing_for_long(void **state) {
   assert_int_equal(count_prefixed(dir, prefix), 0);
 }
 
-/* ---- the file changed underneath ------------------------------------------ */
+/* ---- the file changed underneath ------------------------------------------
+ */
 
 static void test_store_replaced_while_open(void **state) {
   const char *p = fx_path("files-moved");
@@ -494,7 +498,8 @@ static void test_store_replaced_while_open(void **state) {
   assert_rc(mapkv_close(db), MAPKV_EMOVED);
 }
 
-/* ---- handles used the wrong way ------------------------------------------- */
+/* ---- handles used the wrong way -------------------------------------------
+ */
 
 static void test_handle_misuse(void **state) {
   const char *p = fx_path("files-misuse");

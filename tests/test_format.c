@@ -104,7 +104,8 @@ static void test_header_roundtrip(void **state) {
   mapkv__header h = sample_header(), out;
   uint8_t *p = page_with(&h, &h);
   memset(&out, 0xAA, sizeof out);
-  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, NULL, NULL), 0);
+  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, NULL, NULL),
+                   0);
   assert_header_eq(&out, &h);
 
   /* Extreme values survive too. */
@@ -122,7 +123,8 @@ static void test_header_roundtrip(void **state) {
   h.max_value = MAPKV_VALUE_MAX;
   mapkv__header_encode(p, &h);
   mapkv__header_encode(p + MAPKV__HDR_COPY_B, &h);
-  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, NULL, NULL), 0);
+  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, NULL, NULL),
+                   0);
   assert_header_eq(&out, &h);
   h.page_size = 512;
   h.sealed_end = 4096;
@@ -130,7 +132,8 @@ static void test_header_roundtrip(void **state) {
   h.max_value = 1;
   mapkv__header_encode(p, &h);
   mapkv__header_encode(p + MAPKV__HDR_COPY_B, &h);
-  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, NULL, NULL), 0);
+  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, NULL, NULL),
+                   0);
   assert_header_eq(&out, &h);
 
   /* A longer buffer (the whole mapped file) decodes the same. */
@@ -138,7 +141,8 @@ static void test_header_roundtrip(void **state) {
   assert_non_null(big);
   memcpy(big, p, MAPKV__HDR_PAGE);
   memset(big + MAPKV__HDR_PAGE, 0x5A, 2 * MAPKV__HDR_PAGE);
-  assert_int_equal(mapkv__header_decode(big, 3 * MAPKV__HDR_PAGE, &out, NULL, NULL), 0);
+  assert_int_equal(
+      mapkv__header_decode(big, 3 * MAPKV__HDR_PAGE, &out, NULL, NULL), 0);
   assert_header_eq(&out, &h);
   free(big);
   free(p);
@@ -210,7 +214,8 @@ static void test_header_copy_a_damaged_uses_b(void **state) {
   uint8_t *p = page_with(&a, &b);
 
   /* Intact A wins over a different intact B. */
-  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, NULL, NULL), 0);
+  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, NULL, NULL),
+                   0);
   assert_header_eq(&out, &a);
 
   /* Any single-bit damage anywhere in copy A: B is used. */
@@ -226,13 +231,15 @@ static void test_header_copy_a_damaged_uses_b(void **state) {
 
   /* Copy A zeroed entirely (a torn write of the first page half). */
   memset(p, 0, MAPKV__HDR_SIZE);
-  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, NULL, NULL), 0);
+  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, NULL, NULL),
+                   0);
   assert_header_eq(&out, &b);
 
   /* A intact, B damaged: A. */
   mapkv__header_encode(p, &a);
   p[MAPKV__HDR_COPY_B + 33] ^= 1;
-  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, NULL, NULL), 0);
+  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, NULL, NULL),
+                   0);
   assert_header_eq(&out, &a);
   free(p);
 }
@@ -298,7 +305,8 @@ static void test_header_not_a_store(void **state) {
     uint8_t *q = malloc(n > 0 ? n : 1);
     assert_non_null(q);
     memset(q, 0x33, n);
-    assert_int_equal(mapkv__header_decode(q, n, &out, NULL, NULL), MAPKV_ENOTDB);
+    assert_int_equal(mapkv__header_decode(q, n, &out, NULL, NULL),
+                     MAPKV_ENOTDB);
     free(q);
   }
   /* Seven bytes of the magic are not the magic. */
@@ -326,12 +334,14 @@ static void test_header_truncated(void **state) {
   memset(page, 0, MAPKV__HDR_SIZE);
   for (size_t n = MAPKV__HDR_COPY_B + 8; n < MAPKV__HDR_PAGE; n += 7) {
     uint8_t *q = exact_copy(page, n);
-    assert_int_equal(mapkv__header_decode(q, n, &out, NULL, NULL), MAPKV_ETRUNCATED);
+    assert_int_equal(mapkv__header_decode(q, n, &out, NULL, NULL),
+                     MAPKV_ETRUNCATED);
     free(q);
   }
   /* ...and only the full page decodes (from B). */
   uint8_t *q = exact_copy(page, MAPKV__HDR_PAGE);
-  assert_int_equal(mapkv__header_decode(q, MAPKV__HDR_PAGE, &out, NULL, NULL), 0);
+  assert_int_equal(mapkv__header_decode(q, MAPKV__HDR_PAGE, &out, NULL, NULL),
+                   0);
   assert_header_eq(&out, &h);
   free(q);
   free(page);
@@ -376,7 +386,8 @@ static void test_header_version(void **state) {
   h.version = 0;
   mapkv__header_encode(p, &h);
   mapkv__header_encode(p + MAPKV__HDR_COPY_B, &h);
-  assert_int_not_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, NULL, NULL), 0);
+  assert_int_not_equal(
+      mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, NULL, NULL), 0);
 
   /* A data start other than 4096 (re-checksummed) is refused. */
   h.version = 2;
@@ -386,7 +397,8 @@ static void test_header_version(void **state) {
   rechecksum(p);
   mapkv__put_le(p + MAPKV__HDR_COPY_B + 12, 8192, 4);
   rechecksum(p + MAPKV__HDR_COPY_B);
-  assert_int_not_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, NULL, NULL), 0);
+  assert_int_not_equal(
+      mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, NULL, NULL), 0);
   free(p);
 }
 
@@ -419,7 +431,8 @@ static void test_header_newer_copy_a_wins(void **state) {
                    MAPKV_EVERSION);
   assert_non_null(strstr(mapkv_errmsg(), "version 4 "));
   p[40] ^= 0xFF; /* now copy A is damaged: B (version 2) is used */
-  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, NULL, NULL), 0);
+  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, NULL, NULL),
+                   0);
   assert_int_equal(out.version, 2);
   assert_header_eq(&out, &b);
   /* Both damaged, one claiming a newer version: refused as newer. */
@@ -500,16 +513,14 @@ static void test_header_two_intact_copies(void **state) {
   mapkv__header a = sample_header(), b = sample_header(), out, other;
   int has_other = -1;
   uint8_t *p = page_with(&a, &a);
-  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, &other,
-                                        &has_other),
-                   0);
+  assert_int_equal(
+      mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, &other, &has_other), 0);
   assert_int_equal(has_other, 0);
   free(p);
   b.file_id = 0x99;
   p = page_with(&a, &b);
-  assert_int_equal(mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, &other,
-                                        &has_other),
-                   0);
+  assert_int_equal(
+      mapkv__header_decode(p, MAPKV__HDR_PAGE, &out, &other, &has_other), 0);
   assert_int_equal(has_other, 1);
   assert_header_eq(&out, &a);
   assert_header_eq(&other, &b);
@@ -634,10 +645,11 @@ static void test_rec_consecutive(void **state) {
   uint64_t at = 0;
   at += mapkv__rec_encode(buf + at, MAPKV__T_PUT, MAPKV__F_FIRST, 5, 0, "a", 1,
                           "1", 1, FID);
-  at += mapkv__rec_encode(buf + at, MAPKV__T_DEL, 0, 6, 0, "bb", 2, NULL, 0, FID);
+  at +=
+      mapkv__rec_encode(buf + at, MAPKV__T_DEL, 0, 6, 0, "bb", 2, NULL, 0, FID);
   uint8_t cv[8] = {2, 0, 0, 0, 0, 0, 0, 0};
-  at += mapkv__rec_encode(buf + at, MAPKV__T_COMMIT, MAPKV__F_LAST, 7, 0, NULL, 0,
-                          cv, 8, FID);
+  at += mapkv__rec_encode(buf + at, MAPKV__T_COMMIT, MAPKV__F_LAST, 7, 0, NULL,
+                          0, cv, 8, FID);
   assert_true(at == 32 + 32 + 38);
 
   static const uint8_t types[3] = {MAPKV__T_PUT, MAPKV__T_DEL, MAPKV__T_COMMIT};
@@ -659,9 +671,9 @@ static void test_rec_layout(void **state) {
   (void)state;
   uint8_t b[64];
   memset(b, 0xEE, sizeof b);
-  uint64_t n = mapkv__rec_encode(b, MAPKV__T_PUT, MAPKV__F_FIRST | MAPKV__F_LAST,
-                                 0x123456789ABCull, 0xA1B2C3D4E5F6ull, "ab", 2,
-                                 "xyz", 3, FID);
+  uint64_t n = mapkv__rec_encode(
+      b, MAPKV__T_PUT, MAPKV__F_FIRST | MAPKV__F_LAST, 0x123456789ABCull,
+      0xA1B2C3D4E5F6ull, "ab", 2, "xyz", 3, FID);
   assert_true(n == 35);
   static const uint8_t head[27] = {
       0xB7, 0x6B,                         /* marker */
@@ -693,7 +705,7 @@ static void test_rec_layout(void **state) {
   assert_true(n == 38);
   static const uint8_t chead[30] = {
       0xB7, 0x6B, 3, 2, 0, 0, 8, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
-      0xFF, 0,    0, 0, 0, 0, 0, 9, 0, 0, 0, 0,    0,    0,    0};
+      0xFF, 0,    0, 0, 0, 0, 0, 9, 0, 0, 0,    0,    0,    0,    0};
   assert_memory_equal(b, chead, sizeof chead);
   assert_true(mapkv__get_le(b + 30, 8) == XXH3_64bits_withSeed(b, 30, 0));
   assert_int_equal(b[38], 0xEE);
@@ -734,15 +746,15 @@ static void test_rec_prev(void **state) {
   /* Offsets inside the header page, under a valid checksum. */
   static const uint64_t bad[] = {1, 100, 4095};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    uint64_t n = mapkv__rec_encode(b, MAPKV__T_PUT, 0, 5, 0, "k", 1, "v", 1, FID);
+    uint64_t n =
+        mapkv__rec_encode(b, MAPKV__T_PUT, 0, 5, 0, "k", 1, "v", 1, FID);
     mapkv__put_le(b + 16, bad[i], 6);
     mapkv__put_le(b + n - 8, XXH3_64bits_withSeed(b, n - 8, FID), 8);
     assert_int_equal(mapkv__rec_decode(b, n, FID, 1, &r), MAPKV__REC_BADHEAD);
   }
   /* A COMMIT with a prev. */
-  uint64_t n =
-      mapkv__rec_encode(b, MAPKV__T_COMMIT, MAPKV__F_LAST, 9, 0, NULL, 0, cv, 8,
-                        FID);
+  uint64_t n = mapkv__rec_encode(b, MAPKV__T_COMMIT, MAPKV__F_LAST, 9, 0, NULL,
+                                 0, cv, 8, FID);
   mapkv__put_le(b + 16, 8192, 6);
   mapkv__put_le(b + n - 8, XXH3_64bits_withSeed(b, n - 8, FID), 8);
   assert_int_equal(mapkv__rec_decode(b, n, FID, 1, &r), MAPKV__REC_BADHEAD);

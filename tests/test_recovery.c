@@ -1089,16 +1089,26 @@ typedef struct flip_t {
 static size_t flips_of(uint64_t size, int commit, flip_t *f) {
   uint64_t body = size - MAPKV__REC_OVERHEAD;
   size_t n = 0;
-  const flip_t fixed[] = {{"marker", 0, 0},         {"marker", 1, 7},
-                          {"type", 2, 0},           {"type", 2, 2},
-                          {"flags", 3, 0},          {"flags", 3, 1},
-                          {"flags", 3, 6},          {"key length", 4, 0},
-                          {"key length", 5, 1},     {"value length", 6, 0},
-                          {"value length", 7, 4},   {"value length", 9, 7},
-                          {"seq", 10, 0},           {"seq", 12, 3},
-                          {"seq", 15, 7},           {"prev", 16, 0},
-                          {"prev", 18, 5},          {"prev", 21, 7},
-                          {"checksum", size - 8, 0}, {"checksum", size - 1, 7}};
+  const flip_t fixed[] = {{"marker", 0, 0},
+                          {"marker", 1, 7},
+                          {"type", 2, 0},
+                          {"type", 2, 2},
+                          {"flags", 3, 0},
+                          {"flags", 3, 1},
+                          {"flags", 3, 6},
+                          {"key length", 4, 0},
+                          {"key length", 5, 1},
+                          {"value length", 6, 0},
+                          {"value length", 7, 4},
+                          {"value length", 9, 7},
+                          {"seq", 10, 0},
+                          {"seq", 12, 3},
+                          {"seq", 15, 7},
+                          {"prev", 16, 0},
+                          {"prev", 18, 5},
+                          {"prev", 21, 7},
+                          {"checksum", size - 8, 0},
+                          {"checksum", size - 1, 7}};
   for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
     f[n++] = fixed[i];
   if (commit) {
@@ -1216,7 +1226,9 @@ static void test_bitflip_records(void **state) {
              (unsigned)c->flip.bit, c->flip.field,
              (ull)(off[c->rec] + c->flip.at), c->rec, c->target);
     nz = write_flipped(c, p);
-    if (getenv("DBG_KEEP")) { write_flipped(c, "/tmp/mt/keep.mkv"); }
+    if (getenv("DBG_KEEP")) {
+      write_flipped(c, "/tmp/mt/keep.mkv");
+    }
     db = fx_open(p, 0);
     st = stats_of(db);
     expect_state_ex(db, m, univ(&w), 0, where);
@@ -1499,8 +1511,10 @@ static int clean_flip_diff(mapkv_t *db, const wl_t *w, const kst *m, size_t t,
           newest_in_t = 0;
     if (newest_in_t) {
       if (rc != MAPKV_ECORRUPT && !(first_in_t && rc == MAPKV_NOTFOUND)) {
-        snprintf(why, cap, "key %u (newest write damaged): get %d, expected "
-                 "MAPKV_ECORRUPT", (unsigned)i, rc);
+        snprintf(why, cap,
+                 "key %u (newest write damaged): get %d, expected "
+                 "MAPKV_ECORRUPT",
+                 (unsigned)i, rc);
         return 1;
       }
       continue;
@@ -1515,8 +1529,10 @@ static int clean_flip_diff(mapkv_t *db, const wl_t *w, const kst *m, size_t t,
     }
     val_of(m[i].vseed, m[i].vlen, want);
     if (rc != 0 || vl != m[i].vlen || memcmp(got, want, vl) != 0) {
-      snprintf(why, cap, "key %u: get %d with %zu bytes, expected its %u-byte "
-               "value", (unsigned)i, rc, vl, (unsigned)m[i].vlen);
+      snprintf(why, cap,
+               "key %u: get %d with %zu bytes, expected its %u-byte "
+               "value",
+               (unsigned)i, rc, vl, (unsigned)m[i].vlen);
       return 1;
     }
   }
@@ -1557,8 +1573,7 @@ static void test_clean_store_flip_never_shows_older_value(void **state) {
         snprintf(where, sizeof where,
                  "clean store, bit %u of %s (offset %llu) of record %zu of "
                  "batch %zu",
-                 (unsigned)f[i].bit, f[i].field,
-                 (ull)(off[r] + f[i].at), r, t);
+                 (unsigned)f[i].bit, f[i].field, (ull)(off[r] + f[i].at), r, t);
         memcpy(b, img, len);
         b[off[r] + f[i].at] ^= (uint8_t)(1u << f[i].bit);
         put_file(p, b, len);
@@ -2605,7 +2620,6 @@ static void test_header_of_another_generation(void **state) {
 
 /* ---- garbage and foreign files ------------------------------------------- */
 
-
 static void make_header(uint8_t *page, uint32_t flags, uint64_t file_id,
                         uint64_t data_end, uint64_t live) {
   mapkv__header h;
@@ -2794,8 +2808,8 @@ static void test_garbage_files(void **state) {
   {
     const uint64_t ends[] = {0,           100,        PAGE + 1,
                              PAGE + 5000, 1ull << 39, UINT64_MAX};
-    const int want[] = {MAPKV_ECORRUPT, MAPKV_ECORRUPT,   0,
-                        0,              MAPKV_ETRUNCATED, MAPKV_ETRUNCATED};
+    const int want[] = {MAPKV_ECORRUPT,   MAPKV_ECORRUPT,  0, 0,
+                        MAPKV_ETRUNCATED, MAPKV_ETRUNCATED};
     for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++) {
       size_t len = PAGE + 6000;
       mapkv_t *db;

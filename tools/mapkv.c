@@ -17,8 +17,8 @@
 #include "mapkv_cli.h"
 
 static const cli_cmd *const commands[] = {
-    &cli_cmd_put,     &cli_cmd_get,    &cli_cmd_del,  &cli_cmd_keys,
-    &cli_cmd_stat,    &cli_cmd_dump,   &cli_cmd_load, &cli_cmd_verify,
+    &cli_cmd_put,     &cli_cmd_get,     &cli_cmd_del,    &cli_cmd_keys,
+    &cli_cmd_stat,    &cli_cmd_dump,    &cli_cmd_load,   &cli_cmd_verify,
     &cli_cmd_recover, &cli_cmd_compact, &cli_cmd_upgrade};
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

@@ -225,8 +225,8 @@ static int commit_range(cli_bulk *b, size_t at, size_t n, size_t *next) {
     uint32_t kl, vl;
     memcpy(&kl, b->buf + pos, 4);
     memcpy(&vl, b->buf + pos + 4, 4);
-    rc = mapkv_batch_put(batch, b->buf + pos + 8, kl, b->buf + pos + 8 + kl,
-                         vl);
+    rc =
+        mapkv_batch_put(batch, b->buf + pos + 8, kl, b->buf + pos + 8 + kl, vl);
     if (rc != 0) {
       mapkv_batch_abort(batch);
       return rc;

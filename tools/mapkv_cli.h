@@ -143,10 +143,10 @@ void cli_catch_signals(int pipe_too);
  * stored, in order: the puts after it were not. */
 typedef struct cli_bulk {
   mapkv_t *db;
-  uint8_t *buf;          /* pending puts: [klen u32][vlen u32][key][value] */
-  size_t used, cap;      /* bytes of buf */
-  size_t records;        /* pending puts */
-  uint64_t committed;    /* puts committed so far */
+  uint8_t *buf;       /* pending puts: [klen u32][vlen u32][key][value] */
+  size_t used, cap;   /* bytes of buf */
+  size_t records;     /* pending puts */
+  uint64_t committed; /* puts committed so far */
 } cli_bulk;
 
 void cli_bulk_init(cli_bulk *b, mapkv_t *db);

@@ -113,8 +113,7 @@ static void print_state(const mapkv_stats *st, long writer) {
          "damaged bytes:", (unsigned long long)st->damaged_bytes);
   printf("%-22s%llu\n",
          "first damage offset:", (unsigned long long)st->first_damage_offset);
-  printf("%-22s%llu\n",
-         "damaged keys:", (unsigned long long)st->damaged_keys);
+  printf("%-22s%llu\n", "damaged keys:", (unsigned long long)st->damaged_keys);
 }
 
 static int run_stat(int argc, char **argv) {

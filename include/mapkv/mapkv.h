@@ -6,8 +6,10 @@
  * another (FORMAT.md gives every byte). Puts, deletes and atomic batches
  * append records; a hash index in memory points at the newest record of
  * each key. Every record carries an xxHash checksum that is verified before
- * any byte of it is returned. Recovery on open keeps every complete,
- * intact batch and reports what it dropped.
+ * any byte of it is returned. Recovery on open verifies every record, keeps
+ * every complete, intact batch, never drops what a clean close or a
+ * writer's open made durable, and reports what it found: a key whose newest
+ * batch damage cost answers MAPKV_ECORRUPT, never an older value.
  *
  * Conventions (as in lmdb.h):
  *  - Functions return 0 on success or a negative error code: one of the
@@ -27,6 +29,24 @@
  * Ownership: pointers passed in are only read during the call (the library
  * copies what it keeps). Pointers handed out are owned by the library; each
  * function states how long they stay valid.
+ *
+ * Handles: every batch and cursor of a handle must end (commit, abort,
+ * close) before the handle is closed (mapkv_close() refuses with
+ * MAPKV_EBUSY otherwise), and no other call may be running on it. A closed
+ * handle must not be used: the calls that begin something (batches,
+ * cursors) and mapkv_close() itself tell a closed handle from an open one
+ * and fail with MAPKV_EINVAL, but gets and puts on a closed handle read
+ * freed memory.
+ *
+ * The store file (as with LMDB and every store on a mapping): it must not
+ * be truncated, nor written by anything but the library, while open; a
+ * read of bytes the file no longer has raises SIGBUS in the reading
+ * process (the library installs no signal handlers: they belong to the
+ * application). A file renamed over the store, or the store removed, while
+ * a writer has it open leaves that writer writing to a file no path
+ * names: mapkv_sync(), mapkv_compact() and mapkv_close() then fail with
+ * MAPKV_EMOVED, and so does every later writable open's check. A symbolic
+ * link at the store's path names the store it points at.
  */
 #ifndef MAPKV_MAPKV_H
 #define MAPKV_MAPKV_H
@@ -90,9 +110,8 @@ MAPKV_API const char *mapkv_version(void);
   X(MAPKV_EBUFSMALL, -30711, "buffer too small for the value")                 \
   X(MAPKV_ECHANGED, -30712, "store was compacted while a cursor was open")     \
   X(MAPKV_ENOMEM, -30713, "out of memory")                                     \
-  X(MAPKV_EMAP, -30714, "mapping core error")                                 \
-  X(MAPKV_EMOVED, -30715,                                                      \
-    "store file was replaced or removed while open")                           \
+  X(MAPKV_EMAP, -30714, "mapping core error")                                  \
+  X(MAPKV_EMOVED, -30715, "store file was replaced or removed while open")     \
   X(MAPKV_EBUSY, -30716, "handle still has open batches or cursors")
 
 enum mapkv_error {
@@ -129,9 +148,12 @@ enum mapkv_sync_mode {
 /** Open flags. */
 #define MAPKV_CREATE 0x1u /**< create the store if the file does not exist */
 #define MAPKV_RDONLY 0x2u /**< open read-only (no lock, no writes) */
-/** Recover with every checksum verified even after a clean close, so that a
- * damaged record is skipped at open (and an older intact version of its key
- * stays visible) instead of failing later reads. For salvage tools. */
+/** With MAPKV_RDONLY, a salvage open: every open verifies every checksum,
+ * but this one also refuses nothing that the others refuse to protect the
+ * file (a log its header does not match, records after the data that are
+ * not an interrupted write, a truncated file): it shows what is intact,
+ * and mapkv_verify() reports the rest. For salvage tools (mapkv_recover()
+ * uses it). A writable open with it behaves as one without. */
 #define MAPKV_VERIFY 0x4u
 
 /** Callback seeing every file range made durable (for power-cut tests). */
@@ -141,15 +163,21 @@ typedef void (*mapkv_flush_hook_fn)(void *ctx, int64_t file_offset,
 /** Options of mapkv_open(). Initialise with mapkv_options_init(); zero
  * fields mean "default". */
 typedef struct mapkv_options {
-  unsigned flags;          /**< MAPKV_CREATE, MAPKV_RDONLY, MAPKV_VERIFY */
-  int sync_mode;           /**< enum mapkv_sync_mode */
-  uint64_t initial_size;   /**< size the file grows to at its first write
-                                (default 1 MiB) */
-  uint64_t growth_step;    /**< minimum growth of the file (default 1 MiB);
-                                the file grows by max(step, size / 16),
-                                and past 2 MiB to a multiple of 2 MiB */
-  uint32_t max_key_size;   /**< default MAPKV_DEFAULT_KEY_MAX */
-  uint32_t max_value_size; /**< default MAPKV_DEFAULT_VALUE_MAX */
+  unsigned flags;        /**< MAPKV_CREATE, MAPKV_RDONLY, MAPKV_VERIFY */
+  int sync_mode;         /**< enum mapkv_sync_mode */
+  uint64_t initial_size; /**< size the file grows to at its first write
+                              (default 1 MiB; at most `reserve`) */
+  uint64_t growth_step;  /**< minimum growth of the file (default 1 MiB;
+                              at most `reserve`); the file grows by
+                              max(step, size / 16), and past 2 MiB to a
+                              multiple of 2 MiB */
+  /** Key and value limits. A store records its limits in its header when
+   * it is created (from these, or MAPKV_DEFAULT_KEY_MAX and
+   * MAPKV_DEFAULT_VALUE_MAX when 0), and every later open enforces the
+   * store's limits: 0 (the default) means the store's; a smaller value
+   * lowers the limit for this handle only; a larger one gets the store's. */
+  uint32_t max_key_size;
+  uint32_t max_value_size;
   /** Address space reserved for the mapping so that it never moves (default
    * 64 GiB, at least twice the file size at open, at most MAPKV_FILE_MAX).
    * Growth past the reservation fails with MAPKV_EFULL; reopen with a
@@ -178,31 +206,47 @@ MAPKV_API void mapkv_options_init(mapkv_options *opts);
  * Opens (or with MAPKV_CREATE creates) the store at path.
  *
  * A writable open takes an exclusive lock on the file (waiting up to
- * opts->lock_timeout_ms for another writer process to close it) and runs
- * recovery:
- * the newest complete intact batch ends the log; an uncommitted or torn tail
- * is dropped (and zeroed on disk); damaged batches in the middle are skipped
- * and reported; mapkv_stat() tells what happened. A read-only open takes no
- * lock and sees the state committed when it opened.
+ * opts->lock_timeout_ms for another writer process to close it). Every
+ * open runs recovery with every checksum verified (FORMAT.md,
+ * "Recovery"): the newest complete intact batch ends the log; below the
+ * header's sealed end nothing is dropped: damage there stays in the file,
+ * is reported, and the keys whose newest batch it cost answer
+ * MAPKV_ECORRUPT; after it, an uncommitted or torn tail is dropped (and,
+ * by a writer, zeroed on disk), and damaged batches are skipped (their
+ * keys keep their previous values: a write a crash lost). mapkv_stat()
+ * tells what happened. A writable open then makes the recovered log
+ * durable. A read-only open takes no lock and sees the state committed
+ * when it opened. A store of format version 1 opens read-only only.
+ * Temporary files that a process which died left next to the store (a
+ * create, a salvage) are removed by a writable open.
  *
  * @param path  file name (copied)
  * @param opts  options, or NULL for the defaults
  * @param out   receives the handle; close it with mapkv_close()
- * @return 0, or MAPKV_EINVAL (bad options), MAPKV_ENOTDB (not a mapkv store),
- *   MAPKV_EVERSION (newer format), MAPKV_ETRUNCATED (shorter than its
- *   header), MAPKV_ECORRUPT (both header copies damaged), MAPKV_ELOCKED
- *   (another process writes it, and did not close it within
- *   lock_timeout_ms), MAPKV_ENOMEM, -ENOENT (missing, without
- *   MAPKV_CREATE), -ENOSPC, other -errno.
+ * @return 0, or MAPKV_EINVAL (bad options, such as an initial_size beyond
+ *   the reservation), MAPKV_ENOTDB (not a mapkv store, or not a regular
+ *   file: a FIFO or a device is refused without blocking), MAPKV_EVERSION
+ *   (newer format; or version 1 opened for writing: see mapkv_recover()),
+ *   MAPKV_ETRUNCATED (shorter than its header, or than the data its header
+ *   records), MAPKV_ECORRUPT (both header copies damaged; a log the header
+ *   does not belong to; after the data, records that fail their checksums
+ *   and are not an interrupted write — nothing is changed, a salvage open
+ *   shows what is intact), MAPKV_ELOCKED (another process writes it, and
+ *   did not close it within lock_timeout_ms), MAPKV_ENOMEM, -ENOENT
+ *   (missing, without MAPKV_CREATE), -ELOOP, -ENOSPC, other -errno.
  */
 MAPKV_API int mapkv_open(const char *path, const mapkv_options *opts,
                          mapkv_t **out);
 
 /**
- * Flushes, marks the file cleanly closed (so the next open skips checksum
- * verification of the scan), releases the lock and frees the handle. No
- * other call may be running on the handle. NULL is a no-op.
- * @return 0 or the -errno of a failed flush (the handle is freed anyway).
+ * Flushes, marks the file cleanly closed (sealed up to its end), releases
+ * the lock and frees the handle. Every batch and cursor of the handle must
+ * have ended, and no other call may be running on it. NULL is a no-op.
+ * @return 0; MAPKV_EBUSY (batches or cursors still open: nothing was done,
+ *   the handle stays open); MAPKV_EINVAL (not an open handle: closed
+ *   already); MAPKV_EMOVED (the path no longer names the file, which was
+ *   closed cleanly all the same); or the -errno of a failed flush (the
+ *   handle is freed anyway).
  */
 MAPKV_API int mapkv_close(mapkv_t *db);
 
@@ -227,7 +271,8 @@ MAPKV_API int mapkv_put(mapkv_t *db, const void *key, size_t klen,
  * @param vlen   receives the value's length (also on MAPKV_EBUFSMALL, so the
  *               caller can size a buffer); may be NULL
  * @return 0, MAPKV_NOTFOUND, MAPKV_EBUFSMALL (nothing copied),
- *   MAPKV_ECORRUPT (the record's checksum failed; no byte returned).
+ *   MAPKV_ECORRUPT (the record's checksum failed, or recovery found the
+ *   key's newest batch lost to damage; no byte returned).
  */
 MAPKV_API int mapkv_get(mapkv_t *db, const void *key, size_t klen, void *buf,
                         size_t cap, size_t *vlen);
@@ -268,7 +313,9 @@ MAPKV_API int mapkv_get_many(mapkv_t *db, size_t n, const void *const *keys,
  * of mapkv_put(). */
 MAPKV_API int mapkv_del(mapkv_t *db, const void *key, size_t klen);
 
-/** 1 if key exists, 0 if not, or a negative error. */
+/** 1 if key exists, 0 if not, or a negative error (MAPKV_ECORRUPT when
+ * recovery found the key's newest batch lost to damage, or the slot's
+ * record fails its checksum). */
 MAPKV_API int mapkv_exists(mapkv_t *db, const void *key, size_t klen);
 
 /* ---- Atomic batches
@@ -332,7 +379,8 @@ MAPKV_API void mapkv_cursor_close(mapkv_cursor_t *c);
  * ------------------------------------------------------------------ */
 
 /** Makes every commit so far durable (one msync of the unflushed pages).
- * @return 0, MAPKV_EREADONLY, -errno. */
+ * @return 0, MAPKV_EREADONLY, MAPKV_EMOVED (durable, but in a file the
+ *   store's path no longer names: see "The store file" above), -errno. */
 MAPKV_API int mapkv_sync(mapkv_t *db);
 
 /**
@@ -340,17 +388,25 @@ MAPKV_API int mapkv_sync(mapkv_t *db);
  * renames it over the store atomically and fsyncs the directory; then the
  * handle continues on the new file. Readers keep working during the copy;
  * writers wait. A crash at any point leaves the old or the new store.
- * Views and cursors taken before it become invalid.
- * @return 0, MAPKV_EREADONLY, MAPKV_ENOMEM, -ENOSPC and other -errno: the
- *   store is then unchanged, except when only the final directory sync
- *   failed (the handle then already uses the new file).
+ * Views and cursors taken before it become invalid. The new file takes the
+ * store's mode and owner. A store in which damage was found (at open, or
+ * a checksum failure since) is not compacted: compaction would drop the
+ * damage without a trace; mapkv_recover() salvages it and keeps the
+ * damaged file.
+ * @return 0, MAPKV_EREADONLY, MAPKV_ECORRUPT (damage known, or a live
+ *   record found damaged during the copy), MAPKV_EMOVED (the path no
+ *   longer names the store's file), MAPKV_ENOMEM, -EPERM (the new file
+ *   cannot take the store's owner), -ENOSPC and other -errno: the store is
+ *   then unchanged, except when only the final directory sync failed (the
+ *   handle then already uses the new file).
  */
 MAPKV_API int mapkv_compact(mapkv_t *db);
 
 /** Figures of a store (mapkv_stat()). */
 typedef struct mapkv_stats {
   uint32_t format_version;
-  uint32_t clean_open;    /**< 1 if the last open found a clean close */
+  uint32_t clean_open;    /**< 1 if the last open found a clean close (damage
+                               found since is still reported below) */
   uint64_t records;       /**< live keys */
   uint64_t live_bytes;    /**< bytes of the live records */
   uint64_t dead_bytes;    /**< bytes of replaced/deleted/damaged records */
@@ -451,8 +507,7 @@ typedef struct mapkv_recover_info {
  *   is left behind.
  */
 MAPKV_API int mapkv_recover(const char *path, const char *out, unsigned flags,
-                            uint32_t lock_timeout_ms,
-                            mapkv_recover_info *info);
+                            uint32_t lock_timeout_ms, mapkv_recover_info *info);
 
 #ifdef __cplusplus
 }

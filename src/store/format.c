@@ -78,7 +78,7 @@ static int copy_decode(const uint8_t *p, mapkv__header *h, uint32_t *version,
   page = (uint32_t)mapkv__get_le(p + 16, 4);
   flags = (uint32_t)mapkv__get_le(p + 20, 4);
   end = mapkv__get_le(p + 40, 8);
-  sealed = *version >= 2 ? mapkv__get_le(p + 88, 8)
+  sealed = *version >= 2               ? mapkv__get_le(p + 88, 8)
            : (flags & MAPKV__HF_CLEAN) ? end
                                        : MAPKV__HDR_PAGE;
   if (*version == 0)
@@ -99,11 +99,10 @@ static int copy_decode(const uint8_t *p, mapkv__header *h, uint32_t *version,
     *why = "sealed end before the first record";
   else if ((flags & MAPKV__HF_CLEAN) && sealed > end)
     *why = "sealed end after the data end of a clean close";
-  else if (*version >= 2 &&
-           (mapkv__get_le(p + 80, 4) == 0 ||
-            mapkv__get_le(p + 80, 4) > MAPKV_KEY_MAX ||
-            mapkv__get_le(p + 84, 4) == 0 ||
-            mapkv__get_le(p + 84, 4) > MAPKV_VALUE_MAX))
+  else if (*version >= 2 && (mapkv__get_le(p + 80, 4) == 0 ||
+                             mapkv__get_le(p + 80, 4) > MAPKV_KEY_MAX ||
+                             mapkv__get_le(p + 84, 4) == 0 ||
+                             mapkv__get_le(p + 84, 4) > MAPKV_VALUE_MAX))
     *why = "key or value limit out of range";
   else
     *why = NULL;
@@ -178,9 +177,8 @@ newer_version:
 
 /* The record decoder of both versions: head is the size of the fixed
  * header (16 in version 1, 22 in version 2, which adds prev at 16). */
-static inline int rec_decode(const uint8_t *p, uint64_t avail,
-                             uint64_t file_id, int verify, mapkv__rec *r,
-                             unsigned head) {
+static inline int rec_decode(const uint8_t *p, uint64_t avail, uint64_t file_id,
+                             int verify, mapkv__rec *r, unsigned head) {
   uint64_t body;
   if (avail < (uint64_t)head + MAPKV__REC_TAIL) {
     /* Fewer bytes than a record: zeros are the end, anything else torn. */

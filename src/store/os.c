@@ -70,14 +70,14 @@ static int os_random(void *buf, size_t n) {
   return 0;
 }
 
-struct mapkv__os mapkv__os = {os_open,   close,  fstat,  stat,   os_flock,
-                              os_reserve, pwrite, fsync,  rename, link,
-                              unlink,    os_random, fchown, fchmod};
+struct mapkv__os mapkv__os = {os_open,    close,     fstat,  stat,   os_flock,
+                              os_reserve, pwrite,    fsync,  rename, link,
+                              unlink,     os_random, fchown, fchmod};
 
 void mapkv__os_reset(void) {
-  struct mapkv__os real = {os_open,   close,  fstat,  stat,   os_flock,
-                           os_reserve, pwrite, fsync,  rename, link,
-                           unlink,    os_random, fchown, fchmod};
+  struct mapkv__os real = {os_open,    close,     fstat,  stat,   os_flock,
+                           os_reserve, pwrite,    fsync,  rename, link,
+                           unlink,     os_random, fchown, fchmod};
   mapkv__os = real;
 }
 

@@ -137,8 +137,7 @@ static int keep_original(const char *path, const char *tag, char *backup,
     }
     break;
   }
-  return mapkv__fail(-e, "keeping the original as %s: %s", backup,
-                     strerror(e));
+  return mapkv__fail(-e, "keeping the original as %s: %s", backup, strerror(e));
 }
 
 int mapkv_recover(const char *path, const char *out, unsigned flags,
@@ -233,7 +232,8 @@ int mapkv_recover(const char *path, const char *out, unsigned flags,
     if ((rc = keep_original(real, tag, r.backup, sizeof r.backup)) != 0)
       goto done;
     if (mapkv__os.rename(tmp, real) != 0) {
-      rc = mapkv__fail(-errno, "renaming the recovered store to %s: %s (the "
+      rc = mapkv__fail(-errno,
+                       "renaming the recovered store to %s: %s (the "
                        "original is kept as %s)",
                        real, strerror(errno), r.backup);
       goto done;

@@ -159,8 +159,8 @@ void mapkv__census(const mapkv_t *db, uint64_t from, uint64_t to, int lenient,
     int d = mapkv__decode(db, pos, db->cap - pos, 0, &r);
     if (d != MAPKV__REC_OK) {
       if (lenient && boundary && fn != NULL && d != MAPKV__REC_END &&
-          mapkv__rec_decode_lenient(db->base + pos, db->cap - pos,
-                                    db->rec_head, &r) == 0)
+          mapkv__rec_decode_lenient(db->base + pos, db->cap - pos, db->rec_head,
+                                    &r) == 0)
         fn(ctx, pos, &r);
       boundary = 0;
       pos = mapkv__next_marker(db, pos, to);

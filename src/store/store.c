@@ -223,8 +223,8 @@ static int create_file(const mapkv_t *db) {
   h.data_end = MAPKV__HDR_PAGE;
   h.sealed_end = MAPKV__HDR_PAGE;
   h.created = (uint64_t)time(NULL);
-  h.max_key = db->opts.max_key_size ? db->opts.max_key_size
-                                    : MAPKV_DEFAULT_KEY_MAX;
+  h.max_key =
+      db->opts.max_key_size ? db->opts.max_key_size : MAPKV_DEFAULT_KEY_MAX;
   h.max_value = db->opts.max_value_size ? db->opts.max_value_size
                                         : MAPKV_DEFAULT_VALUE_MAX;
   do {
@@ -369,9 +369,9 @@ static int open_locked(mapkv_t *db) {
       continue;
     }
     if (rc != 0)
-      return rc > -4096 && rc < 0 ? mapkv__fail(rc, "%s: %s", db->path,
-                                                strerror(-rc))
-                                  : rc;
+      return rc > -4096 && rc < 0
+                 ? mapkv__fail(rc, "%s: %s", db->path, strerror(-rc))
+                 : rc;
     if (db->readonly) {
       db->fd = fd;
       return 0;
@@ -451,7 +451,7 @@ typedef struct rebuild {
    * write a crash lost, and the keys it may have held answer
    * MAPKV_ECORRUPT. */
   uint64_t sealed;
-  uint64_t lost; /* the first damage above it, or 0 */
+  uint64_t lost;     /* the first damage above it, or 0 */
   uint64_t bad;      /* records in damaged spans that fail their checksum */
   uint64_t poisoned; /* keys pointed at damaged records */
   int rc;
@@ -895,7 +895,7 @@ int mapkv_open(const char *path, const mapkv_options *opts, mapkv_t **out) {
      * make that durable before any record is written. */
     if ((rc = mapkv__write_header(db, 0)) != 0)
       goto fail;
-    mapkv__compact_cleanup(db); /* a compaction a crash interrupted */
+    mapkv__compact_cleanup(db);      /* a compaction a crash interrupted */
     mapkv__os_clean_stale(db->path); /* ... or a create or a recovery */
   }
   if ((rc = handle_add(db)) != 0)
@@ -1065,8 +1065,8 @@ static int commit_ops(mapkv_t *db, const op *ops, size_t n) {
   for (size_t i = 0; i < n; i++) {
     uint8_t flags =
         (uint8_t)((i == 0 ? MAPKV__F_FIRST : 0) | (n == 1 ? MAPKV__F_LAST : 0));
-    uint64_t h = hashes != NULL ? hashes[i]
-                                : mapkv__index_hash(ops[i].key, ops[i].klen);
+    uint64_t h =
+        hashes != NULL ? hashes[i] : mapkv__index_hash(ops[i].key, ops[i].klen);
     mapkv__probe p;
     int damaged = 0;
     uint64_t prev;
@@ -1084,9 +1084,9 @@ static int commit_ops(mapkv_t *db, const op *ops, size_t n) {
   }
   if (n > 1) {
     mapkv__put_le(cval, n, 4);
-    at += mapkv__rec_encode(db->base + at, MAPKV__T_COMMIT, MAPKV__F_LAST,
-                            ++seq, 0, NULL, 0, cval, sizeof cval,
-                            db->hdr.file_id);
+    at +=
+        mapkv__rec_encode(db->base + at, MAPKV__T_COMMIT, MAPKV__F_LAST, ++seq,
+                          0, NULL, 0, cval, sizeof cval, db->hdr.file_id);
   }
   if (db->opts.sync_mode == MAPKV_SYNC_COMMIT &&
       (rc = mapkv__flush_to(db, at)) != 0) {
@@ -1166,8 +1166,8 @@ int mapkv_del(mapkv_t *db, const void *key, size_t klen) {
     return rc;
   pthread_mutex_lock(&db->wlock);
   /* Only writers change the index, and we are the writer. */
-  if (mapkv__find(db, key, klen, mapkv__index_hash(key, klen), &p,
-                  &damaged) == 0)
+  if (mapkv__find(db, key, klen, mapkv__index_hash(key, klen), &p, &damaged) ==
+      0)
     rc = mapkv__fail_static(MAPKV_NOTFOUND, "key not found");
   else
     rc = commit_ops(db, &o, 1);
@@ -1213,8 +1213,7 @@ static int lookup_hashed(mapkv_t *db, const void *key, size_t klen,
                        (unsigned long long)off);
   }
   /* Only a marked slot names a DEL record. */
-  if ((db->npoison > 0 && mapkv__poisoned(db, off)) ||
-      r.type != MAPKV__T_PUT) {
+  if ((db->npoison > 0 && mapkv__poisoned(db, off)) || r.type != MAPKV__T_PUT) {
     atomic_fetch_add(&db->checksum_failures, 1);
     return mapkv__fail(MAPKV_ECORRUPT,
                        "the newest batch of this key (at offset %llu) was "

@@ -110,8 +110,8 @@ static inline uint64_t mapkv__end(const mapkv_t *db) {
 
 /* Decodes the record at file offset off of this store's format version
  * (avail bytes readable from there). */
-static inline int mapkv__decode(const mapkv_t *db, uint64_t off,
-                                uint64_t avail, int verify, mapkv__rec *r) {
+static inline int mapkv__decode(const mapkv_t *db, uint64_t off, uint64_t avail,
+                                int verify, mapkv__rec *r) {
   if (db->rec_head == MAPKV__REC_HEAD_V1)
     return mapkv__rec_decode_v1(db->base + off, avail, db->hdr.file_id, verify,
                                 r);
