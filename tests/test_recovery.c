@@ -2556,6 +2556,85 @@ static void test_truncated_clean_store(void **state) {
   wl_free(&w);
 }
 
+/* A tail of large records, several of them missing pages that never
+ * reached the disk (zero sectors): an interrupted write, dropped. The same
+ * records with those pages holding other bytes instead: not a torn write,
+ * refused with nothing changed. */
+static void test_torn_tail_of_large_records(void **state) {
+  const char *p = fx_path("rec-torn"), *q = fx_path("rec-torn-c");
+  uint8_t *img, *b;
+  size_t len, base_end;
+  static uint8_t v[20000];
+  mapkv_t *db, *none = NULL;
+  mapkv_batch_t *bt;
+  kst *m;
+  wl_t w;
+  (void)state;
+
+  wl_init(&w, 8);
+  wl_spec(&w, "p0 p1");
+  wl_spec(&w, "p2");
+  db = fx_open(p, MAPKV_CREATE);
+  wl_run(db, &w, 0, w.n);
+  base_end = data_end_of(db);
+  /* An uncommitted batch of six 20000-byte values after it (no COMMIT). */
+  assert_int_equal(mapkv_batch_begin(db, &bt), 0);
+  memset(v, 0x5A, sizeof v);
+  for (int i = 0; i < 6; i++) {
+    char k[8];
+    snprintf(k, sizeof k, "big%d", i);
+    assert_int_equal(mapkv_batch_put(bt, k, strlen(k), v, sizeof v), 0);
+  }
+  assert_int_equal(mapkv_batch_commit(bt), 0);
+  img = fx_slurp(p, &len);
+  fx_close(db);
+  m = model_of(&w, w.n, NULL);
+  b = fx_malloc(len);
+  assert_non_null(b);
+
+  /* The batch's COMMIT gone and a page of each of its records never
+   * written: the records fail their checksums, torn. */
+  memcpy(b, img, len);
+  {
+    uint64_t rec = base_end;
+    for (int i = 0; i < 6; i++) {
+      uint64_t size = MAPKV__REC_OVERHEAD + 4 + sizeof v;
+      uint64_t page = (rec + 8192) / PAGE * PAGE;
+      memset(b + page, 0, PAGE);
+      rec += size;
+    }
+    memset(b + rec, 0, MAPKV__REC_OVERHEAD + 8); /* the COMMIT */
+  }
+  put_file(q, b, len);
+  db = fx_open(q, 0);
+  assert_int_equal(stats_of(db).data_end, base_end);
+  assert_true(stats_of(db).dropped_tail_bytes > 0);
+  expect_state(db, m, univ(&w), "a tail of torn large records");
+  fx_close(db);
+  assert_true(zero_on_disk(q, base_end, len));
+
+  /* The same pages holding other bytes: not torn. */
+  memcpy(b, img, len);
+  {
+    uint64_t rec = base_end;
+    for (int i = 0; i < 6; i++) {
+      uint64_t size = MAPKV__REC_OVERHEAD + 4 + sizeof v;
+      uint64_t page = (rec + 8192) / PAGE * PAGE;
+      memset(b + page, 0x33, PAGE);
+      rec += size;
+    }
+    memset(b + rec, 0, MAPKV__REC_OVERHEAD + 8);
+  }
+  put_file(q, b, len);
+  assert_int_equal(open_db(q, 0, &none), MAPKV_ECORRUPT);
+  assert_null(none);
+  assert_true(files_equal_buf(q, b, len));
+  fx_free(b);
+  fx_free(m);
+  fx_free(img);
+  wl_free(&w);
+}
+
 /* The store's own header from before a compaction put back over the
  * compacted log (a restored backup of the header): another file id, so
  * nothing verifies. Refused by every open, never zeroed; verify says so;
@@ -3238,6 +3317,7 @@ int main(void) {
       T(test_bitflip_in_cleanly_closed_store),
       T(test_clean_store_flip_never_shows_older_value),
       T(test_truncated_clean_store),
+      T(test_torn_tail_of_large_records),
       T(test_header_of_another_generation),
       T(test_batch_rule_violations),
       T(test_header_copy_damage),

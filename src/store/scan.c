@@ -149,6 +149,28 @@ uint64_t mapkv__skip_damage(const mapkv_t *db, uint64_t from, uint64_t end) {
   return end;
 }
 
+/* Whether a record whose checksum fails shows the mark of a write that did
+ * not reach the disk whole: its checksum field zero (its last page never
+ * written), or a whole 512-byte sector of it, at a sector boundary of the
+ * file, zero (a page or sector in the middle never written). */
+static int torn(const uint8_t *p, uint64_t off, uint64_t size) {
+  uint64_t first = (off + 511) / 512 * 512;
+  if (mapkv__get_le(p + size - MAPKV__REC_TAIL, 8) == 0)
+    return 1;
+  for (uint64_t s = first; s + 512 <= off + size; s += 512) {
+    const uint8_t *q = p + (s - off);
+    uint64_t w = 0;
+    for (unsigned i = 0; i < 512; i += 8) {
+      uint64_t x;
+      memcpy(&x, q + i, 8);
+      w |= x;
+    }
+    if (w == 0)
+      return 1;
+  }
+  return 0;
+}
+
 void mapkv__census(const mapkv_t *db, uint64_t from, uint64_t to, int lenient,
                    mapkv__census_fn fn, void *ctx, mapkv__census_res *res) {
   uint64_t pos = from;
@@ -174,7 +196,10 @@ void mapkv__census(const mapkv_t *db, uint64_t from, uint64_t to, int lenient,
       boundary = 1;
       pos += r.size;
     } else {
-      res->bad++;
+      if (torn(db->base + pos, pos, r.size))
+        res->torn++;
+      else
+        res->bad++;
       boundary = 0;
       pos = mapkv__next_marker(db, pos, to);
     }

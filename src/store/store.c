@@ -451,9 +451,8 @@ typedef struct rebuild {
    * write a crash lost, and the keys it may have held answer
    * MAPKV_ECORRUPT. */
   uint64_t sealed;
-  uint64_t lost;     /* the first damage above it, or 0 */
-  uint64_t bad;      /* records in damaged spans that fail their checksum */
-  uint64_t poisoned; /* keys pointed at damaged records */
+  uint64_t lost; /* the first damage above it, or 0 */
+  uint64_t bad;  /* records in damaged spans that fail their checksum */
   int rc;
 } rebuild;
 
@@ -539,7 +538,6 @@ static void poison(void *ctx, uint64_t off, const mapkv__rec *r) {
     target = off;
   }
   db->poison[db->npoison++] = target;
-  b->poisoned++;
 }
 
 static int cmp_offset(const void *a, const void *b) {
@@ -663,9 +661,15 @@ static int recover(mapkv_t *db) {
   db->rec.damaged_regions = res.damaged;
   db->rec.damaged_bytes = res.damaged_bytes;
   db->rec.first_damage_offset = res.first_damage;
-  if (db->npoison > 1)
+  if (db->npoison > 1) {
+    size_t n = 1;
     qsort(db->poison, db->npoison, sizeof *db->poison, cmp_offset);
-  db->rec.damaged_keys = b.poisoned;
+    for (size_t i = 1; i < db->npoison; i++) /* a key poisoned twice */
+      if (db->poison[i] != db->poison[n - 1])
+        db->poison[n++] = db->poison[i];
+    db->npoison = n;
+  }
+  db->rec.damaged_keys = db->npoison;
   db->known_damage = res.damaged > 0 || db->rec.truncated_bytes > 0;
   /* This open checks the log up to its end and (a writer) makes it
    * durable: sealed, but for damage a crash may have left. */

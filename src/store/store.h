@@ -190,9 +190,10 @@ uint64_t mapkv__next_marker(const mapkv_t *db, uint64_t from, uint64_t end);
 uint64_t mapkv__skip_damage(const mapkv_t *db, uint64_t from, uint64_t end);
 
 /* What a census of a span found: records that decode by structure, and
- * how many of them pass or fail their checksum. */
+ * how many of them pass their checksum, fail it with the mark of a write
+ * that did not reach the disk whole (torn), or fail it otherwise (bad). */
 typedef struct mapkv__census_res {
-  uint64_t records, intact, bad;
+  uint64_t records, intact, torn, bad;
 } mapkv__census_res;
 
 /* Called for each record of a census (decoded by structure; its checksum
@@ -211,10 +212,11 @@ void mapkv__census(const mapkv_t *db, uint64_t from, uint64_t to, int lenient,
 
 /* Whether a tail after the durable data is something other than an
  * interrupted write. An interrupted write leaves intact records of an
- * uncommitted batch and at most one torn record whose checksum fails;
- * several structurally sound records that fail their checksums, as many
- * as pass or more, are damage or a log under another file id, which
- * recovery must not drop. */
+ * uncommitted batch, records torn by pages that never reached the disk,
+ * and at most one other record whose checksum fails (cut by the crash);
+ * several structurally sound records that fail their checksums otherwise,
+ * as many as pass or more, are damage or a log under another file id,
+ * which recovery must not drop. */
 static inline int mapkv__tail_suspect(const mapkv__census_res *t) {
   return t->bad >= 2 && t->bad >= t->intact;
 }
