@@ -1083,6 +1083,22 @@ static void test_strerror_and_is_oserror(void **state) {
   assert_string_equal(mmf_strerror(INT_MIN), "unknown error");
   assert_string_equal(mmf_strerror(INT_MAX), "unknown error");
 
+  /* Every code stays out of Berkeley DB's range (-30800 to -30999) and
+   * LMDB's (-30799 to -30780), and out of the storage engine's (-30700
+   * and down, to -30799), so that a program using several of them can
+   * tell the codes apart. */
+  {
+    static const int codes[] = {
+#define MMF_CODE(name, value, text) name,
+        MMF_ERRNO_MAP(MMF_CODE)
+#undef MMF_CODE
+    };
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+      assert_false(codes[i] <= -30700 && codes[i] >= -30999);
+      assert_false(mmf_is_oserror(codes[i]));
+    }
+  }
+
   assert_true(mmf_is_oserror(-EINVAL));
   assert_true(mmf_is_oserror(-1));
   assert_true(mmf_is_oserror(-4095));

@@ -45,8 +45,8 @@
  * application). A file renamed over the store, or the store removed, while
  * a writer has it open leaves that writer writing to a file no path
  * names: mapkv_sync(), mapkv_compact() and mapkv_close() then fail with
- * MAPKV_EMOVED, and so does every later writable open's check. A symbolic
- * link at the store's path names the store it points at.
+ * MAPKV_EMOVED. A symbolic link at the store's path names the store it
+ * points at.
  */
 #ifndef MAPKV_MAPKV_H
 #define MAPKV_MAPKV_H
@@ -110,7 +110,6 @@ MAPKV_API const char *mapkv_version(void);
   X(MAPKV_EBUFSMALL, -30711, "buffer too small for the value")                 \
   X(MAPKV_ECHANGED, -30712, "store was compacted while a cursor was open")     \
   X(MAPKV_ENOMEM, -30713, "out of memory")                                     \
-  X(MAPKV_EMAP, -30714, "mapping core error")                                  \
   X(MAPKV_EMOVED, -30715, "store file was replaced or removed while open")     \
   X(MAPKV_EBUSY, -30716, "handle still has open batches or cursors")
 
@@ -119,6 +118,10 @@ enum mapkv_error {
   MAPKV_ERRNO_MAP(MAPKV_ERR_ENUM)
 #undef MAPKV_ERR_ENUM
 };
+
+/** No longer returned: failures of the mapping are -errno, MAPKV_ENOMEM or
+ * MAPKV_EINVAL. Kept so that code naming it still compiles. */
+#define MAPKV_EMAP (-30714)
 
 /** Static text for a return code: a MAPKV_* code, -errno, or 0. */
 MAPKV_API const char *mapkv_strerror(int code);

@@ -112,16 +112,17 @@ MMF_API int64_t mmf_pagesize(void);
 MMF_API int64_t mmf_allocationgranularity(void);
 
 /* ---- Errors ---------------------------------------------------------------
- * Library codes live in a reserved range below any errno value; an OS
- * failure is returned as -errno. */
+ * Library codes live in a reserved range below any errno value, and
+ * outside Berkeley DB's (-30800 to -30999) and LMDB's (-30799 to -30780),
+ * as lmdb.h does; an OS failure is returned as -errno. */
 #define MMF_ERRNO_MAP(X)                                                       \
-  X(MMF_EVALUE, -30900, "invalid value (ValueError)")                          \
-  X(MMF_ETYPE, -30901, "operation not allowed on this map (TypeError)")        \
-  X(MMF_EINDEX, -30902, "index out of range (IndexError)")                     \
-  X(MMF_EOVERFLOW, -30903, "value out of range (OverflowError)")               \
-  X(MMF_EBUFFER, -30904, "exported buffers exist (BufferError)")               \
-  X(MMF_ECLOSED, -30905, "mmap closed or invalid")                             \
-  X(MMF_ENOMEM, -30906, "out of memory")
+  X(MMF_EVALUE, -30650, "invalid value (ValueError)")                          \
+  X(MMF_ETYPE, -30651, "operation not allowed on this map (TypeError)")        \
+  X(MMF_EINDEX, -30652, "index out of range (IndexError)")                     \
+  X(MMF_EOVERFLOW, -30653, "value out of range (OverflowError)")               \
+  X(MMF_EBUFFER, -30654, "exported buffers exist (BufferError)")               \
+  X(MMF_ECLOSED, -30655, "mmap closed or invalid")                             \
+  X(MMF_ENOMEM, -30656, "out of memory")
 
 enum mmf_error {
 #define MMF_ERR_ENUM(name, value, text) name = value,

@@ -59,7 +59,9 @@ int mapkv__fail_errno(const char *what) {
 int mapkv__fail_mmf(int mmf_code, const char *what) {
   snprintf(msg, sizeof msg, "%s: %s", what, mmf_errmsg());
   cur = msg;
+  /* The engine's codes, not the mapping core's, leave the library: an OS
+   * failure as -errno, the rest as what they mean to a caller. */
   if (mmf_is_oserror(mmf_code))
     return mmf_code;
-  return mmf_code == MMF_ENOMEM ? MAPKV_ENOMEM : MAPKV_EMAP;
+  return mmf_code == MMF_ENOMEM ? MAPKV_ENOMEM : MAPKV_EINVAL;
 }

@@ -21,8 +21,9 @@ int mapkv__fail_static(int code, const char *text);
  * "<what>: <strerror>". */
 int mapkv__fail_errno(const char *what);
 
-/* A failure of the mapping core: keeps an OS error as -errno, maps other
- * codes to MAPKV_EMAP, and carries mmf_errmsg() into the message. */
+/* A failure of the mapping core: keeps an OS error as -errno, maps
+ * MMF_ENOMEM to MAPKV_ENOMEM and the other codes (a request the mapping
+ * refused) to MAPKV_EINVAL, and carries mmf_errmsg() into the message. */
 int mapkv__fail_mmf(int mmf_code, const char *what);
 
 #endif
