@@ -663,6 +663,86 @@ static void test_custom_limits(void **state) {
   close_ok(db);
 }
 
+/* Options, figures and salvage reports carry their size, so that a caller
+ * compiled against another version of mapkv.h and the library agree on
+ * which fields there are. */
+static void test_sized_structs(void **state) {
+  const char *path = fx_path("store-sized");
+  /* A caller compiled with a newer header: 64 bytes more of options. */
+  struct {
+    mapkv_options o;
+    uint8_t newer[64];
+  } big;
+  struct {
+    mapkv_stats st;
+    uint8_t newer[32];
+  } bst;
+  mapkv_options o;
+  mapkv_stats st;
+  mapkv_t *db = SENTINEL;
+  (void)state;
+
+  /* Not initialised: refused, and said why. */
+  memset(&o, 0, sizeof o);
+  o.flags = MAPKV_CREATE;
+  assert_rc(mapkv_open(path, &o, &db), MAPKV_EINVAL);
+  assert_non_null(strstr(mapkv_errmsg(), "mapkv_options_init"));
+  assert_ptr_equal(db, SENTINEL);
+  assert_false(file_exists(path));
+  assert_rc(mapkv_options_init_size(&o, 8), MAPKV_EINVAL);
+  assert_rc(mapkv_options_init_size(NULL, sizeof o), MAPKV_EINVAL);
+  mapkv_options_init(&o);
+  assert_int_equal(o.struct_size, sizeof o);
+  o.struct_size = 12;
+  assert_rc(mapkv_open(path, &o, &db), MAPKV_EINVAL);
+
+  /* Newer fields the library does not know: zero is their default. */
+  memset(&big, 0xAB, sizeof big);
+  assert_rc(mapkv_options_init_size(&big.o, sizeof big), 0);
+  assert_int_equal(big.o.struct_size, sizeof big);
+  for (size_t i = 0; i < sizeof big.newer; i++)
+    assert_int_equal(big.newer[i], 0);
+  assert_int_equal(big.o.sync_mode, MAPKV_SYNC_COMMIT);
+  big.o.flags = MAPKV_CREATE;
+  db = open_opts(path, &big.o);
+  put_str(db, "k", "v");
+  close_ok(db);
+  big.o.flags = 0;
+  big.newer[10] = 1; /* ... but set, it asks for what this library lacks */
+  db = SENTINEL;
+  assert_rc(mapkv_open(path, &big.o, &db), MAPKV_EINVAL);
+  assert_non_null(strstr(mapkv_errmsg(), "newer"));
+  assert_ptr_equal(db, SENTINEL);
+
+  /* Figures: a larger structure gets zeros beyond what the library has;
+   * a smaller one (down to the first published) only what it holds. */
+  db = open_new(path);
+  memset(&bst, 0xCD, sizeof bst);
+  assert_rc(mapkv_stat_size(db, &bst.st, sizeof bst), 0);
+  assert_int_equal(bst.st.records, 1);
+  for (size_t i = 0; i < sizeof bst.newer; i++)
+    assert_int_equal(bst.newer[i], 0);
+  assert_rc(mapkv_stat_size(db, &st, 16), MAPKV_EINVAL);
+  assert_rc(mapkv_stat(db, &st), 0);
+  assert_int_equal(st.records, 1);
+  close_ok(db);
+
+  /* The salvage report likewise. */
+  {
+    struct {
+      mapkv_recover_info info;
+      uint8_t newer[16];
+    } bi;
+    memset(&bi, 0xEF, sizeof bi);
+    assert_rc(mapkv_recover_size(path, NULL, 0, 0, &bi.info, 8), MAPKV_EINVAL);
+    assert_rc(mapkv_recover_size(path, NULL, 0, 0, &bi.info, sizeof bi), 0);
+    assert_int_equal(bi.info.rewritten, 0); /* no damage: left alone */
+    assert_int_equal(bi.info.found.records, 1);
+    for (size_t i = 0; i < sizeof bi.newer; i++)
+      assert_int_equal(bi.newer[i], 0);
+  }
+}
+
 static void test_invalid_options(void **state) {
   const char *path = fx_path("store-badopts");
   struct {
@@ -701,11 +781,13 @@ static void test_invalid_options(void **state) {
     assert_false(file_exists(path)); /* nothing created */
   }
 
-  /* Zero fields mean the defaults. */
+  /* Zero fields mean the defaults (struct_size says which fields the
+   * caller has). */
   {
     mapkv_options z;
     mapkv_t *db;
     memset(&z, 0, sizeof z);
+    z.struct_size = sizeof z;
     z.flags = MAPKV_CREATE;
     db = open_opts(path, &z);
     put_str(db, "k", "v");
@@ -2985,6 +3067,7 @@ int main(void) {
       T(test_default_size_limits),
       T(test_custom_limits),
       T(test_invalid_options),
+      T(test_sized_structs),
       T(test_null_arguments),
       T(test_get_small_buffer),
       T(test_missing_key),

@@ -67,7 +67,7 @@ extern "C" {
 /** Library version: the release this header belongs to (the build reads
  * it from here; it is defined nowhere else). */
 #define MAPKV_VERSION_MAJOR 0
-#define MAPKV_VERSION_MINOR 1
+#define MAPKV_VERSION_MINOR 2
 #define MAPKV_VERSION_PATCH 0
 #define MAPKV__STR_(x)      #x
 #define MAPKV__STR(x)       MAPKV__STR_(x)
@@ -163,9 +163,14 @@ enum mapkv_sync_mode {
 typedef void (*mapkv_flush_hook_fn)(void *ctx, int64_t file_offset,
                                     int64_t length);
 
-/** Options of mapkv_open(). Initialise with mapkv_options_init(); zero
- * fields mean "default". */
+/** Options of mapkv_open(). Initialise with mapkv_options_init(), which
+ * records the size of the structure the caller was compiled with, so that
+ * a library with more fields knows which ones the caller has; zero fields
+ * mean "default". */
 typedef struct mapkv_options {
+  /** sizeof(mapkv_options) as the caller knows it (set by
+   * mapkv_options_init(); mapkv_open() refuses 0). */
+  size_t struct_size;
   unsigned flags;        /**< MAPKV_CREATE, MAPKV_RDONLY, MAPKV_VERIFY */
   int sync_mode;         /**< enum mapkv_sync_mode */
   uint64_t initial_size; /**< size the file grows to at its first write
@@ -202,8 +207,18 @@ typedef struct mapkv_options {
   uint32_t lock_timeout_ms;
 } mapkv_options;
 
-/** Fills *opts with the defaults. */
-MAPKV_API void mapkv_options_init(mapkv_options *opts);
+/** Fills the first `size` bytes of *opts with the defaults (bytes beyond
+ * what this library knows are zeroed) and records size in
+ * opts->struct_size.
+ * @return 0, or MAPKV_EINVAL (NULL, or a size smaller than the first
+ *   published mapkv_options) */
+MAPKV_API int mapkv_options_init_size(mapkv_options *opts, size_t size);
+
+/** Fills *opts with the defaults: mapkv_options_init_size() with the size
+ * this header gives. */
+static inline void mapkv_options_init(mapkv_options *opts) {
+  (void)mapkv_options_init_size(opts, sizeof *opts);
+}
 
 /**
  * Opens (or with MAPKV_CREATE creates) the store at path.
@@ -440,8 +455,17 @@ typedef struct mapkv_stats {
   uint32_t max_value_size;       /**< the store's value limit */
 } mapkv_stats;
 
-/** Fills *st. */
-MAPKV_API int mapkv_stat(mapkv_t *db, mapkv_stats *st);
+/** Fills the first `size` bytes of *st (a mapkv_stats of the size the
+ * caller knows: fields a newer library has beyond them are left out, and
+ * bytes beyond what this library knows are zeroed).
+ * @return 0, MAPKV_EINVAL (NULL, or size smaller than the first published
+ *   mapkv_stats). */
+MAPKV_API int mapkv_stat_size(mapkv_t *db, mapkv_stats *st, size_t size);
+
+/** Fills *st: mapkv_stat_size() with the size this header gives. */
+static inline int mapkv_stat(mapkv_t *db, mapkv_stats *st) {
+  return mapkv_stat_size(db, st, sizeof *st);
+}
 
 /** One damaged span found by mapkv_verify(). */
 typedef void (*mapkv_damage_fn)(void *ctx, uint64_t offset, uint64_t length,
@@ -466,7 +490,6 @@ MAPKV_API int mapkv_verify(mapkv_t *db, mapkv_damage_fn report, void *ctx,
 
 /** What mapkv_recover() found and did. */
 typedef struct mapkv_recover_info {
-  mapkv_stats found; /**< mapkv_stat() of the store as the salvage saw it */
   uint64_t saved;    /**< live records written to the new store */
   uint64_t lost;     /**< live records left behind: damaged, or of a batch
                           damage cost */
@@ -475,6 +498,8 @@ typedef struct mapkv_recover_info {
   int damaged;       /**< 1 if the salvage found damage (mapkv_verify()) */
   char backup[4096]; /**< in place: the name the original now has ("" if
                           none) */
+  mapkv_stats found; /**< mapkv_stat() of the store as the salvage saw it
+                          (last: it grows with mapkv_stats) */
 } mapkv_recover_info;
 
 /**
@@ -504,13 +529,25 @@ typedef struct mapkv_recover_info {
  *
  * @param lock_timeout_ms  in place: how long to wait for another process
  *               that has the store open for writing (0: not at all)
- * @param info  receives what was found and done (may be NULL)
+ * @param info  receives what was found and done (may be NULL; only its
+ *               first info_size bytes are written)
  * @return 0, MAPKV_ELOCKED, -EEXIST, the errors of mapkv_open() for path,
  *   -ENOSPC and other -errno; on failure path is unchanged and no new store
  *   is left behind.
  */
-MAPKV_API int mapkv_recover(const char *path, const char *out, unsigned flags,
-                            uint32_t lock_timeout_ms, mapkv_recover_info *info);
+MAPKV_API int mapkv_recover_size(const char *path, const char *out,
+                                 unsigned flags, uint32_t lock_timeout_ms,
+                                 mapkv_recover_info *info, size_t info_size);
+
+/** mapkv_recover_size() with the size of mapkv_recover_info this header
+ * gives (info_size: the bytes of *info the caller knows, as for
+ * mapkv_stat_size()). */
+static inline int mapkv_recover(const char *path, const char *out,
+                                unsigned flags, uint32_t lock_timeout_ms,
+                                mapkv_recover_info *info) {
+  return mapkv_recover_size(path, out, flags, lock_timeout_ms, info,
+                            sizeof *info);
+}
 
 #ifdef __cplusplus
 }

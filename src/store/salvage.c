@@ -22,6 +22,7 @@
 #endif
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,8 +141,15 @@ static int keep_original(const char *path, const char *tag, char *backup,
   return mapkv__fail(-e, "keeping the original as %s: %s", backup, strerror(e));
 }
 
-int mapkv_recover(const char *path, const char *out, unsigned flags,
-                  uint32_t lock_timeout_ms, mapkv_recover_info *info) {
+/* The first published mapkv_recover_info, which later versions only
+ * extend (its last field, a mapkv_stats, grows at its end). */
+#define INFO_MIN_SIZE                                                          \
+  (offsetof(mapkv_recover_info, found) +                                       \
+   offsetof(mapkv_stats, max_value_size) + sizeof(uint32_t))
+
+int mapkv_recover_size(const char *path, const char *out, unsigned flags,
+                       uint32_t lock_timeout_ms, mapkv_recover_info *info,
+                       size_t info_size) {
   mapkv_recover_info r;
   mapkv_options o;
   mapkv_t *src = NULL, *dst = NULL;
@@ -152,8 +160,11 @@ int mapkv_recover(const char *path, const char *out, unsigned flags,
   int rc, lockfd = -1, made = 0, vrc;
 
   memset(&r, 0, sizeof r);
-  if (path == NULL || (flags & ~MAPKV_RECOVER_FORCE) != 0)
-    return mapkv__fail(MAPKV_EINVAL, "NULL path or unknown flags");
+  if (path == NULL || (flags & ~MAPKV_RECOVER_FORCE) != 0 ||
+      (info != NULL && info_size < INFO_MIN_SIZE))
+    return mapkv__fail(MAPKV_EINVAL,
+                       "NULL path, unknown flags, or a size smaller than "
+                       "any mapkv_recover_info");
   if ((rc = mapkv__os_resolve(path, &real)) != 0)
     return mapkv__fail(rc, "%s: %s", path, strerror(-rc));
   if (out == NULL && (rc = lock_store(real, lock_timeout_ms, &lockfd)) != 0)
@@ -254,7 +265,10 @@ done:
     mapkv__os.close(lockfd);
   free(tmp);
   free(real);
-  if (rc == 0 && info != NULL)
-    *info = r;
+  if (rc == 0 && info != NULL) {
+    if (info_size > sizeof r)
+      memset((char *)info + sizeof r, 0, info_size - sizeof r);
+    memcpy(info, &r, info_size < sizeof r ? info_size : sizeof r);
+  }
   return rc;
 }

@@ -17,6 +17,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,12 +41,52 @@
 #define GROWTH_ALIGN (2ull << 20)
 #define APPLY_AHEAD  16 /* index slots prefetched ahead in a batch */
 
-void mapkv_options_init(mapkv_options *o) {
-  memset(o, 0, sizeof *o);
-  o->sync_mode = MAPKV_SYNC_COMMIT;
-  o->initial_size = DEFAULT_INITIAL;
-  o->growth_step = DEFAULT_STEP;
-  o->reserve = DEFAULT_RESERVE;
+/* The sizes of the first published layouts of the structures whose size
+ * the caller gives: later versions only add fields at their ends. */
+#define OPTIONS_MIN_SIZE                                                       \
+  (offsetof(mapkv_options, lock_timeout_ms) + sizeof(uint32_t))
+#define STATS_MIN_SIZE                                                         \
+  (offsetof(mapkv_stats, max_value_size) + sizeof(uint32_t))
+
+int mapkv_options_init_size(mapkv_options *o, size_t size) {
+  mapkv_options d;
+  if (o == NULL || size < OPTIONS_MIN_SIZE)
+    return mapkv__fail(MAPKV_EINVAL, "options of %zu bytes: at least %zu", size,
+                       (size_t)OPTIONS_MIN_SIZE);
+  memset(&d, 0, sizeof d);
+  d.struct_size = size;
+  d.sync_mode = MAPKV_SYNC_COMMIT;
+  d.initial_size = DEFAULT_INITIAL;
+  d.growth_step = DEFAULT_STEP;
+  d.reserve = DEFAULT_RESERVE;
+  /* Fields of a newer header than this library's are the caller's to
+   * zero: they mean "default" too. */
+  if (size > sizeof d)
+    memset((char *)o + sizeof d, 0, size - sizeof d);
+  memcpy(o, &d, size < sizeof d ? size : sizeof d);
+  return 0;
+}
+
+/* The caller's options, of the size it was compiled with, into the
+ * library's own: fields the caller does not have are defaults (zero);
+ * fields the library does not know must be zero. */
+static int copy_options(mapkv_options *dst, const mapkv_options *src) {
+  size_t n = src->struct_size;
+  if (n < OPTIONS_MIN_SIZE)
+    return mapkv__fail(MAPKV_EINVAL,
+                       "options not initialised (struct_size %zu): call "
+                       "mapkv_options_init() first",
+                       n);
+  memset(dst, 0, sizeof *dst);
+  memcpy(dst, src, n < sizeof *dst ? n : sizeof *dst);
+  for (size_t i = sizeof *dst; i < n; i++)
+    if (((const unsigned char *)src)[i] != 0)
+      return mapkv__fail(MAPKV_EINVAL,
+                         "options of a newer mapkv: a field this library "
+                         "(%s) does not know is set",
+                         MAPKV_VERSION_STRING);
+  dst->struct_size = sizeof *dst;
+  return 0;
 }
 
 static int check_options(mapkv_options *o) {
@@ -828,10 +869,10 @@ int mapkv_open(const char *path, const mapkv_options *opts, mapkv_t **out) {
     pthread_rwlockattr_destroy(&attr);
   }
   if (opts != NULL)
-    db->opts = *opts;
+    rc = copy_options(&db->opts, opts);
   else
-    mapkv_options_init(&db->opts);
-  if ((rc = check_options(&db->opts)) != 0)
+    rc = mapkv_options_init_size(&db->opts, sizeof db->opts);
+  if (rc != 0 || (rc = check_options(&db->opts)) != 0)
     goto fail;
   db->readonly = (db->opts.flags & MAPKV_RDONLY) != 0;
   db->page = (uint64_t)mmf_pagesize();
@@ -1491,9 +1532,11 @@ int mapkv_batch_commit(mapkv_batch_t *b) {
 /* ---- Figures and verification
  * ------------------------------------------------------------ */
 
-int mapkv_stat(mapkv_t *db, mapkv_stats *st) {
-  if (db == NULL || st == NULL)
-    return mapkv__fail(MAPKV_EINVAL, "NULL handle or output");
+int mapkv_stat_size(mapkv_t *db, mapkv_stats *out, size_t size) {
+  mapkv_stats full, *st = &full;
+  if (db == NULL || out == NULL || size < STATS_MIN_SIZE)
+    return mapkv__fail(MAPKV_EINVAL, "NULL handle or output, or a size "
+                                     "smaller than any mapkv_stats");
   pthread_mutex_lock(&db->wlock); /* the figures of one commit boundary */
   pthread_rwlock_rdlock(&db->rw);
   *st = db->rec;
@@ -1514,6 +1557,9 @@ int mapkv_stat(mapkv_t *db, mapkv_stats *st) {
   st->max_value_size = db->opts.max_value_size;
   pthread_rwlock_unlock(&db->rw);
   pthread_mutex_unlock(&db->wlock);
+  if (size > sizeof full)
+    memset((char *)out + sizeof full, 0, size - sizeof full);
+  memcpy(out, &full, size < sizeof full ? size : sizeof full);
   return 0;
 }
 
