@@ -493,7 +493,8 @@ typedef struct rebuild {
    * MAPKV_ECORRUPT. */
   uint64_t sealed;
   uint64_t lost; /* the first damage above it, or 0 */
-  uint64_t bad;  /* records in damaged spans that fail their checksum */
+  uint64_t span_end; /* the end of the damaged span being poisoned */
+  uint64_t bad;      /* records in damaged spans that fail their checksum */
   int rc;
 } rebuild;
 
@@ -568,6 +569,11 @@ static void poison(void *ctx, uint64_t off, const mapkv__rec *r) {
     }
     db->poison = q;
   }
+  /* A record that runs past its damaged span (its lengths, or the sealed
+   * end, are damaged) gets no slot: the bytes past the span belong to
+   * other records, or lie after the log, where new records will go. */
+  if (target == 0 && off + r->size > b->span_end)
+    return;
   if (target == 0) {
     /* A new key of the lost batch: it answers MAPKV_ECORRUPT too (its
      * slot points at this record, whose key it is). */
@@ -598,6 +604,7 @@ static int on_damage(void *ctx, uint64_t off, uint64_t len, const char *what) {
     b->lost = off > b->sealed ? off : b->sealed;
   if ((rc = queue_drain(&b->q)) != 0)
     return rc;
+  b->span_end = off + len;
   mapkv__census(b->q.db, off, off + len, off < b->sealed, poison, b, &c);
   b->bad += c.bad;
   return b->rc;
