@@ -161,6 +161,18 @@ static uint64_t rec_size_at(const mapkv_t *db, uint64_t off) {
          mapkv__rec_vlen_at(r);
 }
 
+/* The live bytes the record a slot points at counts for: its size, but
+ * nothing for a damaged record that recovery gave a slot to poison its
+ * key (its lengths are untrusted and may cover other records). Only
+ * stores with poisoned keys have such slots. */
+static uint64_t live_size_at(const mapkv_t *db, uint64_t off) {
+  mapkv__rec r;
+  if (db->npoison > 0 &&
+      mapkv__decode(db, off, db->cap - off, 1, &r) != MAPKV__REC_OK)
+    return 0;
+  return rec_size_at(db, off);
+}
+
 /* Applies one intact record at off (of a key whose hash is given) to the
  * index and the live-byte count. Caller holds rw for writing, or wlock
  * between mapkv__write_begin/end, or owns db exclusively. 0 or
@@ -174,7 +186,7 @@ static int apply_hashed(mapkv_t *db, uint64_t off, const mapkv__rec *r,
     return 0;
   old = mapkv__find(db, r->key, r->klen, hash, &p, &damaged);
   if (old != 0) {
-    db->live_bytes -= rec_size_at(db, old);
+    db->live_bytes -= live_size_at(db, old);
     if (r->type == MAPKV__T_PUT)
       mapkv__index_replace(&db->ix, &p, off);
     else
@@ -581,7 +593,8 @@ static void poison(void *ctx, uint64_t off, const mapkv__rec *r) {
       b->rc = mapkv__fail(MAPKV_ENOMEM, "out of memory growing the index");
       return;
     }
-    db->live_bytes += r->size;
+    if (intact)
+      db->live_bytes += r->size;
     target = off;
   }
   db->poison[db->npoison++] = target;
@@ -1154,7 +1167,7 @@ static int commit_ops(mapkv_t *db, const op *ops, size_t n) {
      * changes the index, and the table did not grow since. */
     uint64_t off = db->end;
     if (prev1 != 0)
-      db->live_bytes -= rec_size_at(db, prev1);
+      db->live_bytes -= live_size_at(db, prev1);
     if (ops[0].type == MAPKV__T_PUT) {
       if (prev1 != 0)
         mapkv__index_replace(&db->ix, &p1, off);
