@@ -94,6 +94,10 @@ typedef struct mmf mmf_t;
 #define MMF_MADV_MERGEABLE   MADV_MERGEABLE
 #define MMF_MADV_UNMERGEABLE MADV_UNMERGEABLE
 #endif
+/** The size of a large page (a PMD on x86-64): reservations of at least
+ * this size are aligned to it (mmf_open_reserved()). */
+#define MMF_HUGE_PAGE ((int64_t)2 << 20)
+
 #ifdef MADV_HUGEPAGE
 #define MMF_MADV_HUGEPAGE   MADV_HUGEPAGE
 #define MMF_MADV_NOHUGEPAGE MADV_NOHUGEPAGE

@@ -177,7 +177,7 @@ static void *reserve_space(void *addr, size_t len) {
  * are multiples of it fall on addresses that are too: the kernel can then
  * map large page-cache folios with one page-table entry (a PMD), which
  * spares random reads most of their TLB misses. */
-#define RESERVE_ALIGN ((int64_t)2 << 20)
+#define RESERVE_ALIGN MMF_HUGE_PAGE
 
 /* Reserves span bytes of address space at an address congruent to offset
  * modulo RESERVE_ALIGN when span is large enough to benefit. */

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "scan.h"
 #include "store.h"
 #include "store_err.h"
 
@@ -43,8 +44,10 @@ int mapkv_cursor_open(mapkv_t *db, const void *prefix, size_t plen,
   if (plen > 0)
     memcpy(c->prefix, prefix, plen);
   pthread_rwlock_rdlock(&db->rw);
-  mapkv__walk_init(&c->walk, mapkv__end(db));
-  c->file_id = db->hdr.file_id;
+  mapkv__walk_init(&c->walk, mapkv__log_end(&db->log));
+  c->walk.damaged = mapkv__count_damaged;
+  c->walk.ctx = db;
+  c->file_id = db->log.hdr.file_id;
   pthread_rwlock_unlock(&db->rw);
   atomic_fetch_add(&db->children, 1);
   *out = c;
@@ -57,12 +60,12 @@ static void refill(mapkv_cursor_t *c) {
   mapkv_t *db = c->db;
   mapkv__rec r;
   uint64_t at, h;
-  while (c->n < AHEAD && mapkv__walk_next(db, &c->walk, &at, &r) == 0) {
+  while (c->n < AHEAD && mapkv__walk_next(&db->log, &c->walk, &at, &r) == 0) {
     if (r.type != MAPKV__T_PUT || r.klen < c->plen ||
         (c->plen > 0 && memcmp(r.key, c->prefix, c->plen) != 0))
       continue;
     h = mapkv__index_hash(r.key, r.klen);
-    mapkv__index_prefetch(&db->ix, h);
+    mapkv__index_prefetch(&db->map.ix, h);
     c->off[(c->head + c->n) % AHEAD] = at;
     c->hash[(c->head + c->n) % AHEAD] = h;
     c->n++;
@@ -77,7 +80,7 @@ int mapkv_cursor_next(mapkv_cursor_t *c, const void **key, size_t *klen,
     return mapkv__fail(MAPKV_EINVAL, "NULL cursor");
   db = c->db;
   pthread_rwlock_rdlock(&db->rw);
-  if (db->hdr.file_id != c->file_id) {
+  if (db->log.hdr.file_id != c->file_id) {
     pthread_rwlock_unlock(&db->rw);
     return mapkv__fail(MAPKV_ECHANGED,
                        "the store was compacted while the cursor was open");
@@ -95,17 +98,18 @@ int mapkv_cursor_next(mapkv_cursor_t *c, const void **key, size_t *klen,
     c->head = (c->head + 1) % AHEAD;
     c->n--;
     /* Verified when it was queued; records never change in place. */
-    if (mapkv__decode(db, at, c->walk.end - at, 0, &r) != MAPKV__REC_OK) {
+    if (mapkv__log_decode(&db->log, at, c->walk.end - at, 0, &r) !=
+        MAPKV__REC_OK) {
       assert(0);
       continue;
     }
     do {
       ver = mapkv__read_begin(db);
-      live = mapkv__index_has(&db->ix, h, at);
+      live = mapkv__index_has(&db->map.ix, h, at);
     } while (mapkv__read_retry(db, ver));
     if (!live)
       continue; /* replaced or deleted since */
-    if (db->npoison > 0 && mapkv__poisoned(db, at)) {
+    if (mapkv__keymap_marked(&db->map, at)) {
       /* Its batch was lost to damage: never handed out. */
       atomic_fetch_add(&db->checksum_failures, 1);
       continue;

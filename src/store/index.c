@@ -34,7 +34,7 @@ static uint64_t *table_alloc(unsigned bits, mmf_t **mem) {
                MMF_ACCESS_DEFAULT, 0, 1) != 0)
     return NULL;
 #ifdef MMF_MADV_HUGEPAGE
-  if (len >= (2 << 20))
+  if (len >= MMF_HUGE_PAGE)
     mmf_madvise(*mem, MMF_MADV_HUGEPAGE, 0, NULL); /* advice only */
 #endif
   mmf_data(*mem, &p, NULL);

@@ -37,36 +37,6 @@
 #define BATCH_RECORDS 10000
 #define BATCH_BYTES   (64u << 20)
 
-/* Takes the writer lock of the store at path: the file it names now. */
-static int lock_store(const char *path, uint32_t timeout_ms, int *out) {
-  for (int attempt = 0; attempt < 100; attempt++) {
-    struct stat a, b;
-    int rc, fd = mapkv__os.open(path, O_RDONLY | O_NONBLOCK, 0);
-    if (fd < 0) {
-      int e = errno;
-      if (e != ENOENT && mapkv__os.stat(path, &b) == 0 && !S_ISREG(b.st_mode))
-        return mapkv__fail(MAPKV_ENOTDB, "%s is not a regular file", path);
-      errno = e;
-      return mapkv__fail_errno(path);
-    }
-    if (mapkv__os.fstat(fd, &a) != 0 || !S_ISREG(a.st_mode)) {
-      mapkv__os.close(fd);
-      return mapkv__fail(MAPKV_ENOTDB, "%s is not a regular file", path);
-    }
-    if ((rc = mapkv__lock_fd(fd, path, timeout_ms)) != 0) {
-      mapkv__os.close(fd);
-      return rc;
-    }
-    if (mapkv__os.stat(path, &b) == 0 && a.st_dev == b.st_dev &&
-        a.st_ino == b.st_ino) {
-      *out = fd;
-      return 0;
-    }
-    mapkv__os.close(fd); /* replaced meanwhile: lock the new file */
-  }
-  return mapkv__fail(MAPKV_ELOCKED, "%s keeps being replaced", path);
-}
-
 /* Copies every record a cursor over src hands out into dst, in batches. */
 static int copy_records(mapkv_t *src, mapkv_t *dst, uint64_t *saved) {
   mapkv_cursor_t *c = NULL;
@@ -167,7 +137,7 @@ int mapkv_recover_size(const char *path, const char *out, unsigned flags,
                        "any mapkv_recover_info");
   if ((rc = mapkv__os_resolve(path, &real)) != 0)
     return mapkv__fail(rc, "%s: %s", path, strerror(-rc));
-  if (out == NULL && (rc = lock_store(real, lock_timeout_ms, &lockfd)) != 0)
+  if (out == NULL && (rc = mapkv__lock_path(real, lock_timeout_ms, &lockfd)) != 0)
     goto done;
   if (out != NULL && lstat(out, &st) == 0) {
     rc = mapkv__fail(-EEXIST,
@@ -189,7 +159,7 @@ int mapkv_recover_size(const char *path, const char *out, unsigned flags,
   r.damaged = vrc == MAPKV_ECORRUPT;
   mapkv_stat(src, &r.found);
   if (out == NULL && !r.damaged && !(flags & MAPKV_RECOVER_FORCE) &&
-      src->hdr.version == MAPKV_FORMAT_VERSION) {
+      src->log.hdr.version == MAPKV_FORMAT_VERSION) {
     rc = 0; /* nothing to salvage: left as it is */
     goto done;
   }
@@ -212,7 +182,7 @@ int mapkv_recover_size(const char *path, const char *out, unsigned flags,
   if ((rc = mapkv_open(tmp, &o, &dst)) != 0)
     goto done;
   made = 1;
-  if (out == NULL && (rc = mapkv__os_copy_owner(lockfd, dst->fd)) != 0) {
+  if (out == NULL && (rc = mapkv__os_copy_owner(lockfd, dst->log.fd)) != 0) {
     rc = mapkv__fail(rc,
                      "%s: the recovered store cannot keep the store's owner "
                      "or mode (%s); nothing was replaced",
@@ -236,8 +206,8 @@ int mapkv_recover_size(const char *path, const char *out, unsigned flags,
     char tag[16];
     if (r.damaged)
       snprintf(tag, sizeof tag, ".damaged");
-    else if (src->hdr.version != MAPKV_FORMAT_VERSION)
-      snprintf(tag, sizeof tag, ".v%u", (unsigned)src->hdr.version);
+    else if (src->log.hdr.version != MAPKV_FORMAT_VERSION)
+      snprintf(tag, sizeof tag, ".v%u", (unsigned)src->log.hdr.version);
     else
       snprintf(tag, sizeof tag, ".orig");
     if ((rc = keep_original(real, tag, r.backup, sizeof r.backup)) != 0)

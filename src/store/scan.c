@@ -1,5 +1,7 @@
 /*
- * scan.c — the record walk behind recovery (open) and mapkv_verify().
+ * scan.c — the walks over the log (scan.h): the batch rules, the scan
+ * behind recovery (open) and mapkv_verify(), the walk behind cursors and
+ * compaction, and the census of damaged spans.
  *
  * Batches: a batch is a run of records with consecutive sequence numbers,
  * the first flagged FIRST and the last flagged LAST (one record may be
@@ -16,17 +18,64 @@
  * last accepted batch is the tail (uncommitted or torn), which the caller
  * drops.
  */
+#include "scan.h"
+
 #include <stdlib.h>
 #include <string.h>
 
 #include "mapkv/mmf.h"
-#include "store.h"
 #include "store_err.h"
 
+/* How far ahead of the scan the next records are fetched: the walk is
+ * sequential but crosses a page every few dozen records, where the
+ * hardware prefetcher stops. */
 #define PREFETCH_AHEAD 4096
+#define PREFETCH_SPAN  192 /* bytes fetched there (three cache lines) */
+
+int mapkv__rules_take(mapkv__rules *st, const mapkv__rec *r, int *abandoned,
+                      const char **why) {
+  if (abandoned != NULL)
+    *abandoned = 0;
+  *why = NULL;
+  if (r->flags & MAPKV__F_FIRST) {
+    if (r->type == MAPKV__T_COMMIT)
+      *why = "commit record without a batch";
+    else if (r->seq <= st->done_seq)
+      *why = "sequence number goes backwards";
+    if (*why != NULL) {
+      st->open = 0;
+      return MAPKV__RULE_BREAK;
+    }
+    if (st->open && abandoned != NULL)
+      *abandoned = 1; /* the open batch never ended */
+    st->nops = 0;
+  } else if (!st->open) {
+    *why = "record outside a batch";
+  } else if (r->seq != st->prev_seq + 1) {
+    *why = "sequence number gap inside a batch";
+  } else if (r->type == MAPKV__T_COMMIT &&
+             (!(r->flags & MAPKV__F_LAST) ||
+              mapkv__get_le(r->val, 4) != st->nops)) {
+    *why = "commit record does not match its batch";
+  } else if (r->type != MAPKV__T_COMMIT && (r->flags & MAPKV__F_LAST)) {
+    *why = "multi-record batch without a commit record";
+  }
+  if (*why != NULL) {
+    st->open = 0;
+    return MAPKV__RULE_BREAK;
+  }
+  if (r->type != MAPKV__T_COMMIT)
+    st->nops++;
+  st->prev_seq = r->seq;
+  st->open = !(r->flags & MAPKV__F_LAST);
+  if (st->open)
+    return MAPKV__RULE_MORE;
+  st->done_seq = r->seq;
+  return MAPKV__RULE_END;
+}
 
 typedef struct scanner {
-  const mapkv_t *db;
+  const mapkv__log *lg;
   const uint8_t *base;
   uint64_t limit; /* readable bytes: records are decoded against this */
   uint64_t stop;  /* no record starts at or after this offset */
@@ -35,7 +84,7 @@ typedef struct scanner {
   uint64_t *offs; /* records of the pending batch */
   size_t n, cap;
   uint64_t pend_start;
-  uint64_t pend_seq;     /* sequence number of the last pending record */
+  mapkv__rules rules;
   uint64_t tail_records; /* intact records since the last accepted batch */
   /* damaged spans not yet known to lie before an accepted batch */
   struct span {
@@ -78,10 +127,11 @@ static int damage(scanner *s, uint64_t from, uint64_t to, const char *what) {
   return 0;
 }
 
-uint64_t mapkv__next_marker(const mapkv_t *db, uint64_t from, uint64_t end) {
+uint64_t mapkv__next_marker(const mapkv__log *lg, uint64_t from,
+                            uint64_t end) {
   int64_t start = (int64_t)from + 1, stop = (int64_t)end, at;
   if (start >= stop ||
-      mmf_find(db->map, mapkv__marker, 2, &start, &stop, &at) != 0 || at < 0)
+      mmf_find(lg->map, mapkv__marker, 2, &start, &stop, &at) != 0 || at < 0)
     return end;
   return (uint64_t)at;
 }
@@ -90,9 +140,9 @@ uint64_t mapkv__next_marker(const mapkv_t *db, uint64_t from, uint64_t end) {
  * every accepted batch starts, or 0. */
 static uint64_t resync(scanner *s, uint64_t from) {
   mapkv__rec r;
-  for (uint64_t at = mapkv__next_marker(s->db, from, s->stop); at < s->stop;
-       at = mapkv__next_marker(s->db, at, s->stop))
-    if (mapkv__decode(s->db, at, s->limit - at, 1, &r) == MAPKV__REC_OK &&
+  for (uint64_t at = mapkv__next_marker(s->lg, from, s->stop); at < s->stop;
+       at = mapkv__next_marker(s->lg, at, s->stop))
+    if (mapkv__log_decode(s->lg, at, s->limit - at, 1, &r) == MAPKV__REC_OK &&
         (r.flags & MAPKV__F_FIRST) && r.seq > s->res->last_seq)
       return at;
   return 0;
@@ -140,11 +190,12 @@ static int accept(scanner *s, uint64_t end, uint64_t seq) {
   return 0;
 }
 
-uint64_t mapkv__skip_damage(const mapkv_t *db, uint64_t from, uint64_t end) {
+uint64_t mapkv__skip_damage(const mapkv__log *lg, uint64_t from,
+                            uint64_t end) {
   mapkv__rec r;
-  for (uint64_t at = mapkv__next_marker(db, from, end); at < end;
-       at = mapkv__next_marker(db, at, end))
-    if (mapkv__decode(db, at, end - at, 1, &r) == MAPKV__REC_OK)
+  for (uint64_t at = mapkv__next_marker(lg, from, end); at < end;
+       at = mapkv__next_marker(lg, at, end))
+    if (mapkv__log_decode(lg, at, end - at, 1, &r) == MAPKV__REC_OK)
       return at;
   return end;
 }
@@ -171,78 +222,62 @@ static int torn(const uint8_t *p, uint64_t off, uint64_t size) {
   return 0;
 }
 
-void mapkv__census(const mapkv_t *db, uint64_t from, uint64_t to, int lenient,
-                   mapkv__census_fn fn, void *ctx, mapkv__census_res *res) {
+void mapkv__census(const mapkv__log *lg, uint64_t from, uint64_t to,
+                   int lenient, mapkv__census_fn fn, void *ctx,
+                   mapkv__census_res *res) {
   uint64_t pos = from;
   int boundary = 1; /* a record must start at pos */
   memset(res, 0, sizeof *res);
   while (pos < to) {
     mapkv__rec r;
-    int d = mapkv__decode(db, pos, db->cap - pos, 0, &r);
+    int d = mapkv__log_decode(lg, pos, lg->cap - pos, 0, &r);
     if (d != MAPKV__REC_OK) {
       if (lenient && boundary && fn != NULL && d != MAPKV__REC_END &&
-          mapkv__rec_decode_lenient(db->base + pos, db->cap - pos, db->rec_head,
-                                    &r) == 0)
+          mapkv__rec_decode_lenient(lg->base + pos, lg->cap - pos,
+                                    lg->rec_head, &r) == 0)
         fn(ctx, pos, &r);
       boundary = 0;
-      pos = mapkv__next_marker(db, pos, to);
+      pos = mapkv__next_marker(lg, pos, to);
       continue;
     }
     res->records++;
     if (fn != NULL)
       fn(ctx, pos, &r);
-    if (mapkv__rec_checksum_ok(db->base + pos, &r, db->hdr.file_id)) {
+    if (mapkv__rec_checksum_ok(lg->base + pos, &r, lg->hdr.file_id)) {
       res->intact++;
       boundary = 1;
       pos += r.size;
     } else {
-      if (torn(db->base + pos, pos, r.size))
+      if (torn(lg->base + pos, pos, r.size))
         res->torn++;
       else
         res->bad++;
       boundary = 0;
-      pos = mapkv__next_marker(db, pos, to);
+      pos = mapkv__next_marker(lg, pos, to);
     }
   }
 }
 
-int mapkv__walk_next(mapkv_t *db, mapkv__walk *w, uint64_t *at, mapkv__rec *r) {
+int mapkv__walk_next(const mapkv__log *lg, mapkv__walk *w, uint64_t *at,
+                     mapkv__rec *r) {
   while (w->pos < w->end) {
     uint64_t pos = w->pos;
-    int ok = mapkv__decode(db, pos, w->end - pos, 0, r) == MAPKV__REC_OK;
-    int intact =
-        ok && mapkv__rec_checksum_ok(db->base + pos, r, db->hdr.file_id);
-    if (ok && !intact && r->type == MAPKV__T_PUT &&
-        mapkv__index_has(&db->ix, mapkv__index_hash(r->key, r->klen), pos))
-      atomic_fetch_add(&db->checksum_failures, 1);
-    /* Only an intact record's lengths are trusted. */
-    if (!intact)
-      ok = 0;
-    /* The batch rules of recovery: a batch starts above the last batch
-     * that ended whole (one that never did does not count) and continues
-     * one by one; a batch of several operations ends with a COMMIT record
-     * that counts them. */
-    if (ok && (r->flags & MAPKV__F_FIRST)) {
-      ok = r->type != MAPKV__T_COMMIT && r->seq > w->done_seq;
-      w->nops = 0;
-    } else if (ok) {
-      ok = w->in_batch && r->seq == w->prev_seq + 1;
+    const char *why;
+    int d = mapkv__log_decode(lg, pos, w->end - pos, 0, r);
+    if (d == MAPKV__REC_OK &&
+        !mapkv__rec_checksum_ok(lg->base + pos, r, lg->hdr.file_id)) {
+      if (w->damaged != NULL)
+        w->damaged(w->ctx, pos, r);
+      d = MAPKV__REC_BADSUM;
     }
-    if (ok && r->type == MAPKV__T_COMMIT)
-      ok = (r->flags & MAPKV__F_LAST) && mapkv__get_le(r->val, 4) == w->nops;
-    else if (ok && (r->flags & MAPKV__F_LAST) && !(r->flags & MAPKV__F_FIRST))
-      ok = 0;
-    if (ok && r->type != MAPKV__T_COMMIT)
-      w->nops++;
-    if (!ok) {
-      w->in_batch = 0;
-      w->pos = mapkv__skip_damage(db, pos, w->end);
+    /* Only an intact record that keeps the rules is handed out, and only
+     * its lengths are trusted. */
+    if (d != MAPKV__REC_OK ||
+        mapkv__rules_take(&w->rules, r, NULL, &why) == MAPKV__RULE_BREAK) {
+      mapkv__rules_reset(&w->rules);
+      w->pos = mapkv__skip_damage(lg, pos, w->end);
       continue;
     }
-    w->prev_seq = r->seq;
-    w->in_batch = !(r->flags & MAPKV__F_LAST);
-    if (!w->in_batch)
-      w->done_seq = r->seq;
     w->pos = pos + r->size;
     *at = pos;
     return 0;
@@ -266,15 +301,15 @@ static uint64_t nonzero_end(const uint8_t *base, uint64_t lo, uint64_t hi) {
   return hi;
 }
 
-int mapkv__scan(const mapkv_t *db, uint64_t limit, const mapkv__scan_cb *cb,
+int mapkv__scan(const mapkv__log *lg, uint64_t limit, const mapkv__scan_cb *cb,
                 mapkv__scan_res *res) {
   scanner s;
   uint64_t pos = MAPKV__HDR_PAGE;
   int rc = 0;
   memset(&s, 0, sizeof s);
   memset(res, 0, sizeof *res);
-  s.db = db;
-  s.base = db->base;
+  s.lg = lg;
+  s.base = lg->base;
   s.cb = cb;
   s.res = res;
   res->end = MAPKV__HDR_PAGE;
@@ -282,55 +317,33 @@ int mapkv__scan(const mapkv_t *db, uint64_t limit, const mapkv__scan_cb *cb,
    * starts with its marker): the walk and the forward searches stop there.
    * A record may still end after it, since its last bytes can be zero. */
   s.limit = limit;
-  s.stop = nonzero_end(db->base, MAPKV__HDR_PAGE, limit);
+  s.stop = nonzero_end(lg->base, MAPKV__HDR_PAGE, limit);
   res->nonzero_end = s.stop;
 
   while (pos < s.stop) {
     mapkv__rec r;
     const char *what = NULL;
-    int d;
-    /* The walk is sequential but crosses a page every few dozen records,
-     * where the hardware prefetcher stops: run ahead of it. */
-    if (pos + PREFETCH_AHEAD + 192 < s.limit) {
-      __builtin_prefetch(s.base + pos + PREFETCH_AHEAD);
-      __builtin_prefetch(s.base + pos + PREFETCH_AHEAD + 64);
-      __builtin_prefetch(s.base + pos + PREFETCH_AHEAD + 128);
-    }
-    d = mapkv__decode(db, pos, s.limit - pos, 1, &r);
+    int d, rule = MAPKV__RULE_BREAK, abandoned = 0;
+    if (pos + PREFETCH_AHEAD + PREFETCH_SPAN < s.limit)
+      for (unsigned b = 0; b < PREFETCH_SPAN; b += 64)
+        __builtin_prefetch(s.base + pos + PREFETCH_AHEAD + b);
+    d = mapkv__log_decode(lg, pos, s.limit - pos, 1, &r);
     if (d != MAPKV__REC_OK) {
       what = rec_problem(d);
-    } else if (r.flags & MAPKV__F_FIRST) {
-      if (r.type == MAPKV__T_COMMIT)
-        what = "commit record without a batch";
-      else if (r.seq <= res->last_seq)
-        what = "sequence number goes backwards";
-      else if (s.n > 0)
-        what = "batch ends without a commit";
-    } else if (s.n == 0) {
-      what = "record outside a batch";
-    } else if (r.seq != s.pend_seq + 1) {
-      what = "sequence number gap inside a batch";
-    } else if (r.type == MAPKV__T_COMMIT &&
-               (!(r.flags & MAPKV__F_LAST) || mapkv__get_le(r.val, 4) != s.n)) {
-      what = "commit record does not match its batch";
+      mapkv__rules_reset(&s.rules);
+    } else {
+      rule = mapkv__rules_take(&s.rules, &r, &abandoned, &what);
     }
-    if (what == NULL && r.type != MAPKV__T_COMMIT && s.n > 0 &&
-        (r.flags & MAPKV__F_LAST) && !(r.flags & MAPKV__F_FIRST))
-      what = "multi-record batch without a commit record";
-
-    if (what != NULL) {
-      uint64_t from, next;
-      /* "batch ends without a commit": the earlier records are the damage,
-       * the FIRST record here may start a good batch. */
-      if (d == MAPKV__REC_OK && (r.flags & MAPKV__F_FIRST) && s.n > 0 &&
-          r.type != MAPKV__T_COMMIT && r.seq > res->last_seq) {
-        if ((rc = damage(&s, s.pend_start, pos,
-                         "batch ends without a commit")) != 0)
-          goto out;
-        s.n = 0;
-        continue;
-      }
-      from = s.n > 0 ? s.pend_start : pos;
+    if (abandoned) {
+      /* The open batch never ended: its records are the damage; the FIRST
+       * record here begins a batch of its own. */
+      if ((rc = damage(&s, s.pend_start, pos, "batch ends without a commit")) !=
+          0)
+        goto out;
+      s.n = 0;
+    }
+    if (rule == MAPKV__RULE_BREAK) {
+      uint64_t from = s.n > 0 ? s.pend_start : pos, next;
       if (d == MAPKV__REC_OK)
         s.tail_records++;
       s.n = 0;
@@ -342,18 +355,14 @@ int mapkv__scan(const mapkv_t *db, uint64_t limit, const mapkv__scan_cb *cb,
       pos = next;
       continue;
     }
-
     if (r.flags & MAPKV__F_FIRST)
       s.pend_start = pos;
-    s.pend_seq = r.seq;
     if ((rc = push(&s, pos)) != 0)
       goto out;
     s.tail_records++;
     pos += r.size;
-    if (r.flags & MAPKV__F_LAST) {
-      if ((rc = accept(&s, pos, r.seq)) != 0)
-        goto out;
-    }
+    if (rule == MAPKV__RULE_END && (rc = accept(&s, pos, r.seq)) != 0)
+      goto out;
   }
   res->tail_records = s.tail_records;
   res->tail_bytes = s.stop > res->end ? s.stop - res->end : 0;
