@@ -1,19 +1,11 @@
 /*
  * mapkv_repair.c — the maintenance commands of the mapkv tool: verify
- * (check every record), recover (salvage the intact records into a clean
- * store) and compact (offline compaction).
+ * (check every record), recover and upgrade (salvage the intact records
+ * into a clean store: mapkv_recover(), which carries the lock-and-replace
+ * protocol) and compact (offline compaction: mapkv_compact()).
  *
- * verify and recover open the store read-only, so they never change the
- * file they examine: a read-only open runs recovery in memory only.
- *
- * recover in place keeps the damaged original: the new store is written to
- * DB.recovered-tmp and flushed; then the original gets a second name,
- * DB.damaged-<unix time> (a hard link, so that DB never stops existing;
- * rename() when the file system has no hard links), the new store is
- * renamed over DB, and the directory is synced. While it works it holds an
- * exclusive flock() on DB, the lock a mapkv writer holds, so that no writer
- * can be appending to the file it replaces; like the library, it checks
- * after taking the lock that DB still names the file it locked.
+ * verify opens the store read-only (a salvage open, which refuses nothing),
+ * so it never changes the file it examines.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -22,13 +22,6 @@
 #include "store.h"
 #include "store_err.h"
 
-void mapkv__count_damaged(void *ctx, uint64_t off, const mapkv__rec *r) {
-  mapkv_t *db = ctx;
-  if (r->type == MAPKV__T_PUT &&
-      mapkv__index_has(&db->map.ix, mapkv__index_hash(r->key, r->klen), off))
-    atomic_fetch_add(&db->checksum_failures, 1);
-}
-
 /* Copies every live, intact record of db into the new log and map; a live
  * record that fails its checksum stops the copy (MAPKV_ECORRUPT):
  * compaction never drops damage silently. */

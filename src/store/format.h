@@ -178,4 +178,15 @@ static inline uint64_t mapkv__rec_seq_at(const uint8_t *p) {
   return mapkv__get_le(p + MAPKV__R_SEQ, 6);
 }
 
+/* The value of a COMMIT record: the number of operations of its batch (4
+ * bytes) and 4 zero bytes. */
+#define MAPKV__COMMIT_VALUE 8u
+static inline void mapkv__commit_value(uint8_t *v, uint64_t nops) {
+  memset(v, 0, MAPKV__COMMIT_VALUE);
+  mapkv__put_le(v, nops, 4);
+}
+static inline uint64_t mapkv__commit_count(const mapkv__rec *r) {
+  return mapkv__get_le(r->val, 4);
+}
+
 #endif /* MAPKV_FORMAT_H */

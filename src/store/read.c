@@ -190,3 +190,10 @@ int mapkv_exists(mapkv_t *db, const void *key, size_t klen) {
                        (unsigned long long)off);
   return off != 0;
 }
+
+void mapkv__count_damaged(void *ctx, uint64_t off, const mapkv__rec *r) {
+  mapkv_t *db = ctx;
+  if (r->type == MAPKV__T_PUT &&
+      mapkv__index_has(&db->map.ix, mapkv__index_hash(r->key, r->klen), off))
+    atomic_fetch_add(&db->checksum_failures, 1);
+}

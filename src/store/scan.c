@@ -55,7 +55,7 @@ int mapkv__rules_take(mapkv__rules *st, const mapkv__rec *r, int *abandoned,
     *why = "sequence number gap inside a batch";
   } else if (r->type == MAPKV__T_COMMIT &&
              (!(r->flags & MAPKV__F_LAST) ||
-              mapkv__get_le(r->val, 4) != st->nops)) {
+              mapkv__commit_count(r) != st->nops)) {
     *why = "commit record does not match its batch";
   } else if (r->type != MAPKV__T_COMMIT && (r->flags & MAPKV__F_LAST)) {
     *why = "multi-record batch without a commit record";

@@ -85,7 +85,7 @@ static int commit_ops(mapkv_t *db, const op *ops, size_t n) {
   mapkv__keymap *km = &db->map;
   uint64_t total = 0, at, seq, hash1 = 0, prev1 = 0;
   uint64_t *hashes = NULL;
-  uint8_t cval[8] = {0};
+  uint8_t cval[MAPKV__COMMIT_VALUE];
   mapkv__probe p1;
   int rc;
 
@@ -139,7 +139,7 @@ static int commit_ops(mapkv_t *db, const op *ops, size_t n) {
                             lg->hdr.file_id);
   }
   if (n > 1) {
-    mapkv__put_le(cval, n, 4);
+    mapkv__commit_value(cval, n);
     at +=
         mapkv__rec_encode(lg->base + at, MAPKV__T_COMMIT, MAPKV__F_LAST, ++seq,
                           0, NULL, 0, cval, sizeof cval, lg->hdr.file_id);
