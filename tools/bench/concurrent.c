@@ -453,20 +453,20 @@ static int rp_recv(int fd, rp_msg *m, double deadline, const char **why) {
   return 0;
 }
 
-/* The reader process i: this program again, from the start. */
+/* A reader process: this program again, from the start, reading its
+ * orders from cmd_fd and answering on msg_fd (both close-on-exec here). */
 static pid_t rp_spawn(int cmd_fd, int msg_fd) {
+  char fds[32];
   pid_t pid;
+  snprintf(fds, sizeof fds, "%d,%d", cmd_fd, msg_fd);
   fflush(NULL);
   pid = fork();
   if (pid == 0) {
-    char fds[32];
-    int in = dup(cmd_fd), out = dup(msg_fd);
-    /* Nothing of the writer's process but the two pipes goes through
-     * the exec: its store's descriptors stay its own. */
+    /* Only async-signal-safe calls until the exec (the store's libraries
+     * may have threads). Nothing of the writer's process but the two
+     * pipes goes through the exec: its store's descriptors stay its own. */
     for (int fd = 3; fd < 1024; fd++)
-      if (fd != in && fd != out)
-        fcntl(fd, F_SETFD, FD_CLOEXEC);
-    snprintf(fds, sizeof fds, "%d,%d", in, out);
+      fcntl(fd, F_SETFD, fd == cmd_fd || fd == msg_fd ? 0 : FD_CLOEXEC);
     execl("/proc/self/exe", "mapkv-bench", "--readprocs-child", fds,
           (char *)NULL);
     _exit(127);
@@ -546,7 +546,7 @@ void bench_read_procs(run *r, bench_result *res) {
   /* Every reader has its store open before the first commit. */
   deadline = bench_now() + 60;
   for (int i = 0; i < nstarted && !failed; i++) {
-    rp_msg m;
+    rp_msg m = {0};
     if (rp_recv(msg[i], &m, deadline, &why) != 0 || m.kind != RP_READY)
       failed = 1;
     if (failed && m.kind == RP_FAILED)
@@ -582,7 +582,7 @@ void bench_read_procs(run *r, bench_result *res) {
       }
       if (poll(p, (nfds_t)procs, 0) > 0) {
         for (int i = 0; i < procs && !failed; i++) {
-          rp_msg m;
+          rp_msg m = {0};
           if (p[i].revents == 0)
             continue;
           if (rp_recv(msg[i], &m, bench_now() + 10, &why) != 0 ||
@@ -626,7 +626,7 @@ void bench_read_procs(run *r, bench_result *res) {
       }
     deadline = bench_now() + 60;
     for (int i = 0; i < procs && !failed; i++) {
-      rp_msg m;
+      rp_msg m = {0};
       if (rp_recv(msg[i], &m, deadline, &why) != 0 || m.kind != RP_PROBED)
         failed = 1;
       else {
