@@ -32,8 +32,9 @@ field() { # field LINE NAME -> the value of "NAME": in LINE
 min=$(sed -n 's/.*"min_seconds": \([0-9.]*\).*/\1/p' "$out")
 threads=$(sed -n 's/.*"threads": \([0-9]*\), "writers".*/\1/p' "$out")
 writers=$(sed -n 's/.*"writers": \([0-9]*\).*/\1/p' "$out")
-[ -n "$min" ] && [ -n "$threads" ] && [ -n "$writers" ] ||
+if [ -z "$min" ] || [ -z "$threads" ] || [ -z "$writers" ]; then
   fail "no configuration in the JSON"
+fi
 stores=$("$bench" --list | cut -d' ' -f1)
 for s in $stores; do
   for w in readrandom_mt readprocs readwhilewriting fillsync_empty fillsync \
@@ -78,4 +79,4 @@ for w in fillsync fillsync_empty; do
     fail "write+fdatasync: $w: no bytes per commit ($b)"
 done
 rm -f "$out"
-echo "check_bench: ok: $(echo $stores | wc -w) stores"
+echo "check_bench: ok: $(printf '%s\n' "$stores" | wc -l) stores"
