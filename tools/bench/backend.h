@@ -17,7 +17,12 @@
  *    error.
  * Concurrency: reads go through a reader, one per thread (reader_open is
  * called on the thread that will use it). While readers run, one other
- * thread may call put. Nothing else runs concurrently.
+ * thread may call put. Durable commits from several threads at once go
+ * through writers, one per thread (writer_open, on the thread that will
+ * use it, then sync_put on the writer). Nothing else runs concurrently.
+ * Other processes: open_ro opens, in a process of its own, a store that
+ * another process holds open for writing (NULL when the store does not
+ * allow it; no_ro says why).
  */
 #ifndef MAPKV_BENCH_BACKEND_H
 #define MAPKV_BENCH_BACKEND_H
@@ -39,7 +44,11 @@ typedef int (*bk_iter_fn)(void *ctx, const void *key, size_t klen,
                           const void *val, size_t vlen);
 
 /** The adapter of one store. Every function pointer is set, except
- * multi_get (NULL when the store has no batched lookup). */
+ * multi_get (NULL when the store has no batched lookup), view_begin and
+ * view_end (NULL when the store has no read view to keep across gets),
+ * open_ro (NULL when another process cannot read the store while one
+ * writes it) and ro_refresh (NULL when nothing is needed to see newer
+ * commits, or nothing can be done). */
 typedef struct bk_vtable {
   const char *name; /**< as given to --backends */
   /** Library version, for the report (static string). */
@@ -52,6 +61,12 @@ typedef struct bk_vtable {
   /** A reader for the calling thread (NULL on error). */
   void *(*reader_open)(void *db);
   void (*reader_close)(void *rd);
+  /** Starts a read view on the reader: until view_end, its gets may all
+   * see the state of view_begin (LMDB: one read transaction; SQLite: one
+   * BEGIN ... COMMIT). 0 or -1. May be NULL. */
+  int (*view_begin)(void *rd);
+  /** Ends the view of view_begin. 0 or -1. May be NULL. */
+  int (*view_end)(void *rd);
   /** Copies the value of key into buf (cap bytes): 1 found (*vlen set),
    * 0 not found, -1 error. */
   int (*get)(void *rd, const void *key, size_t klen, void *buf, size_t cap,
@@ -74,8 +89,14 @@ typedef struct bk_vtable {
   int (*batch_put)(void *db, const void *key, size_t klen, const void *val,
                    size_t vlen);
   int (*batch_commit)(void *db);
-  /** One put as one durable commit (the store was opened durable). */
-  int (*sync_put)(void *db, const void *key, size_t klen, const void *val,
+  /** A writer for the calling thread, through which that thread makes
+   * durable commits while other threads make theirs (NULL on error). For
+   * thread-safe handles the writer is the handle itself. */
+  void *(*writer_open)(void *db);
+  void (*writer_close)(void *w);
+  /** One put as one durable commit (the store was opened durable), on the
+   * handle or on a writer of writer_open. */
+  int (*sync_put)(void *w, const void *key, size_t klen, const void *val,
                   size_t vlen);
   /** Calls fn for every record. 0, -1, or fn's nonzero return. */
   int (*iterate)(void *db, bk_iter_fn fn, void *ctx);
@@ -83,6 +104,16 @@ typedef struct bk_vtable {
    * *allocated (blocks). 0 or -1. */
   int (*disk_size)(void *db, const char *dir, int64_t *apparent,
                    int64_t *allocated);
+  /** Opens read-only, in this process, the store in dir that another
+   * process holds open for writing; readers of reader_open and get work on
+   * the handle, close closes it. 0 or -1. May be NULL. */
+  int (*open_ro)(const char *dir, const bk_options *o, void **db);
+  /** Why open_ro is NULL (static string), else NULL. */
+  const char *no_ro;
+  /** Brings a handle of open_ro up to the newest commit of the writer
+   * process (RocksDB's secondary instance catches up). 0 or -1. May be
+   * NULL. */
+  int (*ro_refresh)(void *db);
 } bk_vtable;
 
 /** The compiled-in stores, mapkv first; NULL-terminated. */
@@ -120,6 +151,9 @@ int bk_disk_size_dir(void *db, const char *dir, int64_t *apparent,
  * handle itself. */
 void *bk_reader_is_db(void *db);
 void bk_reader_none(void *rd);
+
+/** Removes dir and everything under it (missing is fine). 0 or -1. */
+int bk_rmtree(const char *dir);
 
 /** Joins dir and name into a new string (malloc; NULL on failure). */
 char *bk_path(const char *dir, const char *name);

@@ -5,12 +5,14 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <errno.h>
 #include <ftw.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "backend.h"
 
@@ -91,4 +93,20 @@ char *bk_path(const char *dir, const char *name) {
   p[a] = '/';
   memcpy(p + a + 1, name, b + 1);
   return p;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int type,
+                    struct FTW *f) {
+  (void)st;
+  (void)f;
+  return (type == FTW_DP ? rmdir(path) : unlink(path)) == 0 || errno == ENOENT
+             ? 0
+             : -1;
+}
+
+int bk_rmtree(const char *dir) {
+  struct stat st;
+  if (lstat(dir, &st) != 0)
+    return errno == ENOENT ? 0 : -1;
+  return nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }

@@ -13,8 +13,10 @@
  *    gdbm_sync itself.
  * gdbm has no batches: a "batch" is plain gdbm_store calls. A gdbm handle
  * is not thread-safe, so one mutex serialises every call on it (uncontended
- * it costs a few nanoseconds; readwhilewriting measures gdbm serialised).
- * gdbm_fetch and gdbm_nextkey return malloc'd copies, freed here.
+ * it costs a few nanoseconds; readwhilewriting, readrandom_mt and
+ * fillsync_mt measure gdbm serialised). Other processes: a writer excludes
+ * readers (file lock). gdbm_fetch and gdbm_nextkey return malloc'd
+ * copies, freed here.
  */
 #include <gdbm.h>
 #include <pthread.h>
@@ -184,6 +186,10 @@ const bk_vtable bk_gdbm = {.name = NAME,
                            .batch_begin = gd_batch_begin,
                            .batch_put = gd_put,
                            .batch_commit = gd_batch_commit,
+                           .writer_open = bk_reader_is_db,
+                           .writer_close = bk_reader_none,
                            .sync_put = gd_sync_put,
                            .iterate = gd_iterate,
-                           .disk_size = bk_disk_size_dir};
+                           .disk_size = bk_disk_size_dir,
+                           .no_ro = "a writer process excludes reader "
+                                    "processes (file lock)"};

@@ -13,8 +13,9 @@
  * HashDB has no atomic multi-record batch outside its transactions (which
  * journal every page), so a "batch" is plain sets: this favours Kyoto
  * Cabinet over the stores that commit each batch atomically.
- * The handle is thread-safe (record-level locking): readers are the
- * handle itself.
+ * The handle is thread-safe (record-level locking): readers and writers
+ * are the handle itself. Other processes: a file database is open in one
+ * writer process or in reader processes, never both (its file lock).
  */
 #include <kclangc.h>
 #include <stdio.h>
@@ -142,6 +143,10 @@ const bk_vtable bk_kyotocabinet = {.name = NAME,
                                    .batch_begin = kc_batch_begin,
                                    .batch_put = kc_put,
                                    .batch_commit = kc_batch_commit,
+                                   .writer_open = bk_reader_is_db,
+                                   .writer_close = bk_reader_none,
                                    .sync_put = kc_put,
                                    .iterate = kc_iterate,
-                                   .disk_size = bk_disk_size_dir};
+                                   .disk_size = bk_disk_size_dir,
+                                   .no_ro = "a writer process excludes reader "
+                                            "processes (file lock)"};

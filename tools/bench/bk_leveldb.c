@@ -11,7 +11,10 @@
  *  - WriteOptions.sync = false, except for fillsync (sync = true). The
  *    write-ahead log stays on, so a crash of the process loses nothing.
  *  - batches are one leveldb_writebatch_t written with leveldb_write.
- * LevelDB handles are thread-safe: readers are the handle itself.
+ * LevelDB handles are thread-safe: readers and writers are the handle
+ * itself (concurrent durable writers queue inside LevelDB, which writes
+ * the batches of waiting writers as one log write and one sync). Another
+ * process cannot open the store while one has it open (LOCK file).
  */
 #include <leveldb/c.h>
 #include <stdio.h>
@@ -201,6 +204,10 @@ const bk_vtable bk_leveldb = {.name = NAME,
                               .batch_begin = ldb_batch_begin,
                               .batch_put = ldb_batch_put,
                               .batch_commit = ldb_batch_commit,
+                              .writer_open = bk_reader_is_db,
+                              .writer_close = bk_reader_none,
                               .sync_put = ldb_sync_put,
                               .iterate = ldb_iterate,
-                              .disk_size = bk_disk_size_dir};
+                              .disk_size = bk_disk_size_dir,
+                              .no_ro = "one process at a time: the open takes "
+                                       "an exclusive lock (LOCK file)"};

@@ -12,7 +12,16 @@
  *    MDB_APPEND, LMDB's bulk-load path;
  *  - each reader keeps one read-only transaction and reuses it with
  *    mdb_txn_renew/mdb_txn_reset around every get (the documented way to
- *    reuse read transactions), so every get sees the newest commit.
+ *    reuse read transactions), so every get sees the newest commit;
+ *    inside a read view (view_begin/view_end, readrandom_mt) the
+ *    transaction is renewed once for the view and reset at its end, so the
+ *    gets of one view share one read transaction;
+ *  - writer threads (fillsync_mt) share the environment: each put is one
+ *    write transaction of the calling thread, and LMDB serialises them on
+ *    its writer mutex (how LMDB is used by several writing threads);
+ *  - reader processes (readprocs) open their own environment with
+ *    MDB_RDONLY on the same directory; each get, a fresh read transaction,
+ *    sees the newest commit of the writer process.
  */
 #include <lmdb.h>
 #include <stdlib.h>
@@ -31,7 +40,8 @@ typedef struct lm {
 
 typedef struct lm_reader {
   lm *h;
-  MDB_txn *txn; /* reset between gets */
+  MDB_txn *txn; /* reset between gets, or between views */
+  int in_view;  /* txn renewed by view_begin */
 } lm_reader;
 
 static const char *lm_version(void) { return mdb_version(NULL, NULL, NULL); }
@@ -40,7 +50,8 @@ static int lm_err(const char *what, int rc) {
   return bk_fail(NAME, "%s: %s", what, mdb_strerror(rc));
 }
 
-static int lm_open(const char *dir, const bk_options *o, void **out) {
+static int lm_open_flags(const char *dir, const bk_options *o, int rdonly,
+                         void **out) {
   lm *h = calloc(1, sizeof *h);
   MDB_txn *txn;
   size_t mapsize;
@@ -51,7 +62,9 @@ static int lm_open(const char *dir, const bk_options *o, void **out) {
   mapsize = (size_t)o->expected * (o->key_size + o->value_size) * 4;
   if (mapsize < (size_t)1 << 30)
     mapsize = (size_t)1 << 30;
-  if (!o->durable)
+  if (rdonly)
+    flags |= MDB_RDONLY;
+  else if (!o->durable)
     flags |= MDB_NOSYNC | MDB_NOMETASYNC | MDB_WRITEMAP;
   if ((rc = mdb_env_create(&h->env)) != 0) {
     free(h);
@@ -60,7 +73,7 @@ static int lm_open(const char *dir, const bk_options *o, void **out) {
   if ((rc = mdb_env_set_mapsize(h->env, mapsize)) != 0 ||
       (rc = mdb_env_set_maxreaders(h->env, 256)) != 0 ||
       (rc = mdb_env_open(h->env, dir, flags, 0644)) != 0 ||
-      (rc = mdb_txn_begin(h->env, NULL, 0, &txn)) != 0)
+      (rc = mdb_txn_begin(h->env, NULL, rdonly ? MDB_RDONLY : 0, &txn)) != 0)
     goto fail;
   if ((rc = mdb_dbi_open(txn, NULL, 0, &h->dbi)) != 0) {
     mdb_txn_abort(txn);
@@ -76,13 +89,24 @@ fail:
   return lm_err("opening the environment", rc);
 }
 
+static int lm_open(const char *dir, const bk_options *o, void **out) {
+  return lm_open_flags(dir, o, 0, out);
+}
+
+static int lm_open_ro(const char *dir, const bk_options *o, void **out) {
+  return lm_open_flags(dir, o, 1, out);
+}
+
 static int lm_close(void *db) {
   lm *h = db;
+  unsigned flags = 0;
   int rc = 0;
   if (h->batch != NULL)
     mdb_txn_abort(h->batch);
   /* A clean close of a NOSYNC environment flushes what it holds. */
-  rc = mdb_env_sync(h->env, 1);
+  mdb_env_get_flags(h->env, &flags);
+  if (!(flags & MDB_RDONLY))
+    rc = mdb_env_sync(h->env, 1);
   mdb_env_close(h->env);
   free(h);
   return rc != 0 ? lm_err("mdb_env_sync", rc) : 0;
@@ -111,29 +135,46 @@ static void lm_reader_close(void *rd) {
   free(r);
 }
 
+static int lm_view_begin(void *rd) {
+  lm_reader *r = rd;
+  int rc = mdb_txn_renew(r->txn);
+  if (rc != 0)
+    return lm_err("mdb_txn_renew", rc);
+  r->in_view = 1;
+  return 0;
+}
+
+static int lm_view_end(void *rd) {
+  lm_reader *r = rd;
+  if (r->in_view)
+    mdb_txn_reset(r->txn);
+  r->in_view = 0;
+  return 0;
+}
+
 static int lm_get(void *rd, const void *key, size_t klen, void *buf, size_t cap,
                   size_t *vlen) {
   lm_reader *r = rd;
   MDB_val k = {klen, (void *)(uintptr_t)key}, v;
-  int rc = mdb_txn_renew(r->txn), found;
+  int rc = r->in_view ? 0 : mdb_txn_renew(r->txn), found;
   if (rc != 0)
     return lm_err("mdb_txn_renew", rc);
   rc = mdb_get(r->txn, r->h->dbi, &k, &v);
   if (rc == 0) {
     if (v.mv_size > cap) {
-      mdb_txn_reset(r->txn);
-      return bk_fail(NAME, "value of %zu bytes too large", v.mv_size);
+      found = bk_fail(NAME, "value of %zu bytes too large", v.mv_size);
+    } else {
+      memcpy(buf, v.mv_data, v.mv_size);
+      *vlen = v.mv_size;
+      found = 1;
     }
-    memcpy(buf, v.mv_data, v.mv_size);
-    *vlen = v.mv_size;
-    found = 1;
   } else if (rc == MDB_NOTFOUND) {
     found = 0;
   } else {
-    mdb_txn_reset(r->txn);
-    return lm_err("mdb_get", rc);
+    found = lm_err("mdb_get", rc);
   }
-  mdb_txn_reset(r->txn);
+  if (!r->in_view)
+    mdb_txn_reset(r->txn);
   return found;
 }
 
@@ -220,12 +261,17 @@ const bk_vtable bk_lmdb = {.name = NAME,
                            .close = lm_close,
                            .reader_open = lm_reader_open,
                            .reader_close = lm_reader_close,
+                           .view_begin = lm_view_begin,
+                           .view_end = lm_view_end,
                            .get = lm_get,
                            .put = lm_put,
                            .del = lm_del,
                            .batch_begin = lm_batch_begin,
                            .batch_put = lm_batch_put,
                            .batch_commit = lm_batch_commit,
+                           .writer_open = bk_reader_is_db,
+                           .writer_close = bk_reader_none,
                            .sync_put = lm_put,
                            .iterate = lm_iterate,
-                           .disk_size = bk_disk_size_dir};
+                           .disk_size = bk_disk_size_dir,
+                           .open_ro = lm_open_ro};

@@ -6,7 +6,12 @@
  * loses nothing; the OS writes back), MAPKV_SYNC_COMMIT for fillsync (one
  * msync per commit), and expected_keys = the records of the run, so that
  * the index is sized once (as Kyoto Cabinet's and tkrzw's bucket arrays
- * are). The handle is thread-safe, so every reader is the handle itself.
+ * are). The handle is thread-safe, so every reader and every writer is the
+ * handle itself (writers queue on the handle's internal mutex). Reader
+ * processes open the store with MAPKV_RDONLY, which takes no lock and
+ * sees the state committed at the open; the public API has no call that
+ * brings such a handle up to newer commits, so ro_refresh is NULL, and
+ * there is no read view to keep across gets (view_begin is NULL).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +39,8 @@ static int mk_err(const char *what, int rc) {
   return bk_fail(NAME, "%s: %s (%s)", what, mapkv_strerror(rc), mapkv_errmsg());
 }
 
-static int mk_open(const char *dir, const bk_options *o, void **out) {
+static int mk_open_flags(const char *dir, const bk_options *o, unsigned flags,
+                         void **out) {
   mapkv_options opts;
   char *path = bk_path(dir, "store.mapkv");
   mk *h = calloc(1, sizeof *h);
@@ -45,7 +51,7 @@ static int mk_open(const char *dir, const bk_options *o, void **out) {
     return bk_fail(NAME, "out of memory");
   }
   mapkv_options_init(&opts);
-  opts.flags = MAPKV_CREATE;
+  opts.flags = flags;
   opts.sync_mode = o->durable ? MAPKV_SYNC_COMMIT : MAPKV_SYNC_NONE;
   opts.expected_keys = o->expected;
   rc = mapkv_open(path, &opts, &h->db);
@@ -56,6 +62,14 @@ static int mk_open(const char *dir, const bk_options *o, void **out) {
   }
   *out = h;
   return 0;
+}
+
+static int mk_open(const char *dir, const bk_options *o, void **out) {
+  return mk_open_flags(dir, o, MAPKV_CREATE, out);
+}
+
+static int mk_open_ro(const char *dir, const bk_options *o, void **out) {
+  return mk_open_flags(dir, o, MAPKV_RDONLY, out);
 }
 
 static int mk_close(void *db) {
@@ -175,6 +189,9 @@ const bk_vtable bk_mapkv = {.name = NAME,
                             .batch_begin = mk_batch_begin,
                             .batch_put = mk_batch_put,
                             .batch_commit = mk_batch_commit,
+                            .writer_open = bk_reader_is_db,
+                            .writer_close = bk_reader_none,
                             .sync_put = mk_put,
                             .iterate = mk_iterate,
-                            .disk_size = bk_disk_size_dir};
+                            .disk_size = bk_disk_size_dir,
+                            .open_ro = mk_open_ro};

@@ -14,11 +14,21 @@
  *    adapter copies it out like every other store); multireadrandom uses
  *    rocksdb_multi_get (MultiGet; the C API of 7.8 offers the batched,
  *    pinned variant only with column-family handles).
- * RocksDB handles are thread-safe: readers are the handle itself.
+ * RocksDB handles are thread-safe: readers and writers are the handle
+ * itself (concurrent durable writers queue inside RocksDB, which groups
+ * the waiting writers' batches into one WAL write and one sync).
+ * Reader processes (readprocs) open a secondary instance
+ * (rocksdb_open_as_secondary, max_open_files = -1 as it requires, its own
+ * files in a "secondary-<pid>" directory inside the store's): RocksDB's
+ * way for other processes to read a store that a primary writes. A
+ * secondary sees new commits only after rocksdb_try_catch_up_with_primary
+ * (ro_refresh), which readprocs calls every BENCH_REFRESH_SECONDS.
  */
 #include <rocksdb/c.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backend.h"
 
@@ -29,6 +39,7 @@
 #endif
 
 typedef struct rdb {
+  char *secondary; /* the secondary instance's directory, or NULL */
   rocksdb_t *db;
   rocksdb_options_t *opt;
   rocksdb_cache_t *cache;
@@ -60,15 +71,20 @@ static void rdb_free(rdb *h) {
     rocksdb_writeoptions_destroy(h->wsync);
   if (h->ropt != NULL)
     rocksdb_readoptions_destroy(h->ropt);
+  if (h->secondary != NULL) {
+    /* What the secondary instance wrote there: its info log. */
+    bk_rmtree(h->secondary);
+    free(h->secondary);
+  }
   free(h);
 }
 
-static int rdb_open(const char *dir, const bk_options *o, void **out) {
+/* The handle with every option set; the database is not opened. */
+static rdb *rdb_new(const bk_options *o) {
   rdb *h = calloc(1, sizeof *h);
   rocksdb_block_based_table_options_t *t;
-  char *err = NULL;
   if (h == NULL)
-    return bk_fail(NAME, "out of memory");
+    return NULL;
   h->opt = rocksdb_options_create();
   h->cache = rocksdb_cache_create_lru((size_t)256 << 20);
   h->wopt = rocksdb_writeoptions_create();
@@ -91,6 +107,14 @@ static int rdb_open(const char *dir, const bk_options *o, void **out) {
   rocksdb_block_based_options_destroy(t);
   rocksdb_writeoptions_set_sync(h->wopt, (unsigned char)(o->durable != 0));
   rocksdb_writeoptions_set_sync(h->wsync, 1);
+  return h;
+}
+
+static int rdb_open(const char *dir, const bk_options *o, void **out) {
+  rdb *h = rdb_new(o);
+  char *err = NULL;
+  if (h == NULL)
+    return bk_fail(NAME, "out of memory");
   h->db = rocksdb_open(h->opt, dir, &err);
   if (err != NULL) {
     h->db = NULL;
@@ -99,6 +123,34 @@ static int rdb_open(const char *dir, const bk_options *o, void **out) {
   }
   *out = h;
   return 0;
+}
+
+static int rdb_open_ro(const char *dir, const bk_options *o, void **out) {
+  rdb *h = rdb_new(o);
+  char *err = NULL, name[64];
+  if (h == NULL)
+    return bk_fail(NAME, "out of memory");
+  snprintf(name, sizeof name, "secondary-%ld", (long)getpid());
+  if ((h->secondary = bk_path(dir, name)) == NULL) {
+    rdb_free(h);
+    return bk_fail(NAME, "out of memory");
+  }
+  rocksdb_options_set_max_open_files(h->opt, -1);
+  h->db = rocksdb_open_as_secondary(h->opt, dir, h->secondary, &err);
+  if (err != NULL) {
+    h->db = NULL;
+    rdb_free(h);
+    return rdb_err("rocksdb_open_as_secondary", err);
+  }
+  *out = h;
+  return 0;
+}
+
+static int rdb_refresh(void *db) {
+  rdb *h = db;
+  char *err = NULL;
+  rocksdb_try_catch_up_with_primary(h->db, &err);
+  return err != NULL ? rdb_err("rocksdb_try_catch_up_with_primary", err) : 0;
 }
 
 static int rdb_close(void *db) {
@@ -245,6 +297,10 @@ const bk_vtable bk_rocksdb = {.name = NAME,
                               .batch_begin = rdb_batch_begin,
                               .batch_put = rdb_batch_put,
                               .batch_commit = rdb_batch_commit,
+                              .writer_open = bk_reader_is_db,
+                              .writer_close = bk_reader_none,
                               .sync_put = rdb_sync_put,
                               .iterate = rdb_iterate,
-                              .disk_size = bk_disk_size_dir};
+                              .disk_size = bk_disk_size_dir,
+                              .open_ro = rdb_open_ro,
+                              .ro_refresh = rdb_refresh};

@@ -13,7 +13,16 @@
  *  - batches are one BEGIN ... COMMIT transaction;
  *  - connections opened SQLITE_OPEN_NOMUTEX: each reader (one per thread)
  *    has its own connection, the writer uses the main one (WAL lets
- *    readers and one writer run concurrently).
+ *    readers and one writer run concurrently);
+ *  - a read view (readrandom_mt) is one BEGIN ... COMMIT on the reader's
+ *    connection: its gets share one read transaction;
+ *  - writer threads (fillsync_mt) each open their own connection, with
+ *    the same pragmas, and a busy timeout of 10 s: a writer that finds
+ *    the write lock taken waits in SQLite's busy handler, so the commits
+ *    of the threads are serialised by SQLite's WAL write lock;
+ *  - reader processes (readprocs) open their connections with
+ *    SQLITE_OPEN_READONLY; each get, its own read transaction, sees the
+ *    newest commit of the writer process.
  */
 #include <sqlite3.h>
 #include <stdlib.h>
@@ -26,6 +35,7 @@
 typedef struct sq {
   char *path;
   int durable;
+  int readonly; /* a handle of open_ro: reader connections only */
   sqlite3 *db;
   sqlite3_stmt *put, *del, *begin, *commit, *iter;
 } sq;
@@ -41,26 +51,33 @@ static int sq_err(sqlite3 *db, const char *what) {
   return bk_fail(NAME, "%s: %s", what, sqlite3_errmsg(db));
 }
 
-/* Opens one connection with the pragmas every connection gets. */
-static int sq_connect(const char *path, int durable, sqlite3 **out) {
-  static const char *const pragmas = "PRAGMA journal_mode=WAL;"
-                                     "PRAGMA mmap_size=4294967296;"
+/* Opens one connection with the pragmas every connection gets (a
+ * read-only one leaves the journal mode, WAL, as the writer set it). */
+static int sq_connect(const char *path, int durable, int readonly,
+                      sqlite3 **out) {
+  static const char *const pragmas = "PRAGMA mmap_size=4294967296;"
                                      "PRAGMA cache_size=-262144;"
                                      "PRAGMA temp_store=MEMORY;";
   sqlite3 *db;
-  int rc = sqlite3_open_v2(
-      path, &db,
-      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+  int rc =
+      sqlite3_open_v2(path, &db,
+                      (readonly ? SQLITE_OPEN_READONLY
+                                : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
+                          SQLITE_OPEN_NOMUTEX,
+                      NULL);
   if (rc != SQLITE_OK) {
     sq_err(db, "sqlite3_open_v2");
     sqlite3_close(db);
     return -1;
   }
   sqlite3_busy_timeout(db, 10000);
-  if (sqlite3_exec(db, pragmas, NULL, NULL, NULL) != SQLITE_OK ||
-      sqlite3_exec(
-          db, durable ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=OFF;",
-          NULL, NULL, NULL) != SQLITE_OK) {
+  if ((!readonly && sqlite3_exec(db, "PRAGMA journal_mode=WAL;", NULL, NULL,
+                                 NULL) != SQLITE_OK) ||
+      sqlite3_exec(db, pragmas, NULL, NULL, NULL) != SQLITE_OK ||
+      (!readonly && sqlite3_exec(db,
+                                 durable ? "PRAGMA synchronous=FULL;"
+                                         : "PRAGMA synchronous=OFF;",
+                                 NULL, NULL, NULL) != SQLITE_OK)) {
     sq_err(db, "setting the pragmas");
     sqlite3_close(db);
     return -1;
@@ -99,7 +116,7 @@ static int sq_open(const char *dir, const bk_options *o, void **out) {
     return bk_fail(NAME, "out of memory");
   }
   h->durable = o->durable;
-  if (sq_connect(h->path, o->durable, &h->db) != 0) {
+  if (sq_connect(h->path, o->durable, 0, &h->db) != 0) {
     h->db = NULL;
     sq_close(h);
     return -1;
@@ -132,7 +149,7 @@ static void *sq_reader_open(void *db) {
     bk_fail(NAME, "out of memory");
     return NULL;
   }
-  if (sq_connect(h->path, h->durable, &r->db) != 0) {
+  if (sq_connect(h->path, h->durable, h->readonly, &r->db) != 0) {
     free(r);
     return NULL;
   }
@@ -150,6 +167,58 @@ static void sq_reader_close(void *rd) {
   sqlite3_close(r->db);
   free(r);
 }
+
+static int sq_view_begin(void *rd) {
+  sq_reader *r = rd;
+  return sqlite3_exec(r->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK
+             ? 0
+             : sq_err(r->db, "BEGIN");
+}
+
+static int sq_view_end(void *rd) {
+  sq_reader *r = rd;
+  return sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK
+             ? 0
+             : sq_err(r->db, "COMMIT");
+}
+
+/* A handle for reader processes: no connection of its own; each reader
+ * opens a read-only one. */
+static int sq_open_ro(const char *dir, const bk_options *o, void **out) {
+  sq *h = calloc(1, sizeof *h);
+  (void)o;
+  if (h == NULL || (h->path = bk_path(dir, "store.sqlite")) == NULL) {
+    free(h);
+    return bk_fail(NAME, "out of memory");
+  }
+  h->readonly = 1;
+  *out = h;
+  return 0;
+}
+
+/* A writer thread's own connection (durable as the handle is). */
+static void *sq_writer_open(void *db) {
+  sq *h = db, *w = calloc(1, sizeof *w);
+  if (w == NULL || (w->path = strdup(h->path)) == NULL) {
+    free(w);
+    bk_fail(NAME, "out of memory");
+    return NULL;
+  }
+  w->durable = h->durable;
+  if (sq_connect(w->path, w->durable, 0, &w->db) != 0) {
+    w->db = NULL;
+    sq_close(w);
+    return NULL;
+  }
+  if (sq_prepare(w->db, "INSERT OR REPLACE INTO kv(k, v) VALUES(?1, ?2)",
+                 &w->put) != 0) {
+    sq_close(w);
+    return NULL;
+  }
+  return w;
+}
+
+static void sq_writer_close(void *w) { sq_close(w); }
 
 static int sq_get(void *rd, const void *key, size_t klen, void *buf, size_t cap,
                   size_t *vlen) {
@@ -231,12 +300,17 @@ const bk_vtable bk_sqlite = {.name = NAME,
                              .close = sq_close,
                              .reader_open = sq_reader_open,
                              .reader_close = sq_reader_close,
+                             .view_begin = sq_view_begin,
+                             .view_end = sq_view_end,
                              .get = sq_get,
                              .put = sq_put,
                              .del = sq_del,
                              .batch_begin = sq_batch_begin,
                              .batch_put = sq_put,
                              .batch_commit = sq_batch_commit,
+                             .writer_open = sq_writer_open,
+                             .writer_close = sq_writer_close,
                              .sync_put = sq_put,
                              .iterate = sq_iterate,
-                             .disk_size = bk_disk_size_dir};
+                             .disk_size = bk_disk_size_dir,
+                             .open_ro = sq_open_ro};

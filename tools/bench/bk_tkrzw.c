@@ -15,7 +15,8 @@
  * this favours tkrzw over the stores that commit each batch atomically.
  * Gets use tkrzw_dbm_process with a read-only processor that copies the
  * value into the caller's buffer (no malloc, unlike tkrzw_dbm_get). The
- * handle is thread-safe: readers are the handle itself.
+ * handle is thread-safe: readers and writers are the handle itself.
+ * Other processes: a writer process excludes all others (file lock).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -163,6 +164,10 @@ const bk_vtable bk_tkrzw = {.name = NAME,
                             .batch_begin = tk_batch_begin,
                             .batch_put = tk_put,
                             .batch_commit = tk_batch_commit,
+                            .writer_open = bk_reader_is_db,
+                            .writer_close = bk_reader_none,
                             .sync_put = tk_sync_put,
                             .iterate = tk_iterate,
-                            .disk_size = bk_disk_size_dir};
+                            .disk_size = bk_disk_size_dir,
+                            .no_ro = "a writer process excludes reader "
+                                     "processes (file lock)"};

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "iocount.h"
 
 /* ---- machine information ------------------------------------------------ */
 
@@ -141,6 +142,11 @@ void bench_info_gather(bench_info *info, int argc, char **argv,
   for (int i = 0; i < argc; i++)
     append_arg(&info->command, &len, &cap, argv[i]);
   info->dir = dir;
+  {
+    bench_io io;
+    bench_io_find(dir, &io);
+    snprintf(info->device, sizeof info->device, "%s", io.name);
+  }
 }
 
 /* ---- helpers ------------------------------------------------------------- */
@@ -189,9 +195,30 @@ static const char *unit_of(int w) {
   case W_SIZE:
   case W_RSS:
     return "bytes";
+  case W_FILLSYNC_EMPTY:
+  case W_FILLSYNC:
+  case W_FILLSYNC_MT:
+    return "commits/s";
   default:
     return "ops/s";
   }
+}
+
+/* Bytes per commit in KiB, or "-" when unknown. */
+static const char *kib(double bytes, char *buf, size_t cap) {
+  if (bytes < 0)
+    snprintf(buf, cap, "-");
+  else
+    snprintf(buf, cap, "%.1f", bytes / 1024.0);
+  return buf;
+}
+
+static const bench_row *find_row(const bench_row *rows, size_t n,
+                                 const char *name) {
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(rows[i].name, name) == 0)
+      return &rows[i];
+  return NULL;
 }
 
 /* ---- text ------------------------------------------------------------------
@@ -208,6 +235,10 @@ static void text_row(const bench_config *cfg, const bench_row *rows, size_t n,
   }
   if (row->r[w].failed) {
     printf("  %-16s  FAILED: %s\n", row->name, row->r[w].note);
+    return;
+  }
+  if (row->r[w].unsupported) {
+    printf("  %-16s  not supported: %s\n", row->name, row->r[w].note);
     return;
   }
   q = ratio(rows, n, row, w);
@@ -231,19 +262,56 @@ static void text_row(const bench_config *cfg, const bench_row *rows, size_t n,
            row->r[w].value / 1048576.0, row->r[w].extra[1] / 1048576.0,
            row->r[w].extra[0] / 1048576.0, b);
     break;
-  case W_READWHILEWRITING: {
+  case W_READRANDOM_MT: {
     char c[64];
     printf("  %-16s  %12s  %8s  %12s\n", row->name,
            grouped(row->r[w].value, a, sizeof a), b,
-           grouped(row->r[w].extra[0], c, sizeof c));
+           grouped(row->r[w].per_thread, c, sizeof c));
     break;
   }
+  case W_READWHILEWRITING: {
+    char c[64], d[64];
+    printf("  %-16s  %12s  %8s  %12s  %12s\n", row->name,
+           grouped(row->r[w].value, a, sizeof a), b,
+           grouped(row->r[w].per_thread, c, sizeof c),
+           grouped(row->r[w].writer_ops, d, sizeof d));
+    break;
+  }
+  case W_READPROCS: {
+    char c[64], d[64], e[64], f[32];
+    snprintf(f, sizeof f, "%s (%d/%d)",
+             row->r[w].saw_last == row->r[w].threads ? "yes"
+             : row->r[w].saw_last == 0               ? "no"
+                                                     : "some",
+             row->r[w].saw_last, row->r[w].threads);
+    printf("  %-16s  %12s  %8s  %12s  %12s  %12s  %s\n", row->name,
+           grouped(row->r[w].value, a, sizeof a), b,
+           grouped(row->r[w].per_thread, c, sizeof c),
+           grouped(row->r[w].writer_ops, d, sizeof d),
+           grouped((double)row->r[w].new_reads, e, sizeof e), f);
+    break;
+  }
+  case W_FILLSYNC_EMPTY:
   case W_FILLSYNC: {
-    char c[32] = "-";
-    if (ok(base, W_FILLSYNC) && base->r[w].value > 0)
+    char c[32] = "-", d[32], e[32];
+    if (ok(base, w) && base->r[w].value > 0)
       snprintf(c, sizeof c, "%.2f", row->r[w].value / base->r[w].value);
-    printf("  %-16s  %12s  %8s  %12s\n", row->name,
-           grouped(row->r[w].value, a, sizeof a), b, c);
+    printf("  %-16s  %12s  %8s  %11s  %10s  %10s\n", row->name,
+           grouped(row->r[w].value, a, sizeof a), b, c,
+           kib(row->r[w].wbytes, d, sizeof d),
+           kib(row->r[w].dbytes, e, sizeof e));
+    break;
+  }
+  case W_FILLSYNC_MT: {
+    char c[64], d[32] = "-", e[32], f[32];
+    const bench_row *one = find_row(rows, n, row->name);
+    if (ok(one, W_FILLSYNC) && one->r[W_FILLSYNC].value > 0)
+      snprintf(d, sizeof d, "%.2f", row->r[w].value / one->r[W_FILLSYNC].value);
+    printf("  %-16s  %12s  %8s  %12s  %10s  %10s  %10s\n", row->name,
+           grouped(row->r[w].value, a, sizeof a), b,
+           grouped(row->r[w].per_thread, c, sizeof c), d,
+           kib(row->r[w].wbytes, e, sizeof e),
+           kib(row->r[w].dbytes, f, sizeof f));
     break;
   }
   default:
@@ -263,15 +331,33 @@ void bench_report_text(const bench_config *cfg, const bench_info *info,
   printf("date    : %s (load average at start: %s)\n", info->date, info->load);
   printf("scratch : %s (%s)\n", info->dir, info->fs);
   printf("data    : %llu records x (%zu-byte key + %zu-byte value) = %.1f "
-         "MiB raw; fillsync %llu commits; readwhilewriting %d readers + 1 "
-         "writer; seed %llu; %.0f MiB prefaulted before each timed workload\n",
+         "MiB raw; fillsync %llu commits; %d readers (threads, or processes "
+         "in readprocs); fillsync_mt %d writers; concurrent workloads timed "
+         "over at least %.3g s; seed %llu; %.0f MiB prefaulted before each "
+         "timed workload\n",
          (unsigned long long)cfg->num, cfg->key_size, cfg->value_size,
          raw / 1048576.0, (unsigned long long)cfg->sync_num, cfg->threads,
-         (unsigned long long)cfg->seed, (double)cfg->prefault / 1048576.0);
+         cfg->writers, cfg->min_seconds, (unsigned long long)cfg->seed,
+         (double)cfg->prefault / 1048576.0);
+  if (cfg->threads + 1 > info->cores || cfg->writers > info->cores)
+    printf("cores   : %d online; the %d readers (+1 writer) and %d writers "
+           "share them, so no figure here\n"
+           "          shows how a store scales beyond %d cores\n",
+           info->cores, cfg->threads, cfg->writers, info->cores);
   if (cfg->repeat > 1)
     printf("rounds  : %d, round-robin over the stores; each figure is the "
            "median of its rounds\n",
            cfg->repeat);
+  if (cfg->workloads &
+      ((1u << W_FILLSYNC_EMPTY) | (1u << W_FILLSYNC) | (1u << W_FILLSYNC_MT)))
+    printf("written : KiB per durable commit, 'dirtied' from /proc/self/io "
+           "write_bytes (page-cache\n"
+           "          bytes the store's process dirtied, whole folios), "
+           "'device' from the sectors\n"
+           "          written of %s (everything that reached the device "
+           "meanwhile,\n"
+           "          journal included, from any process)\n",
+           info->device);
   printf("stores  :");
   for (size_t i = 0; i < n; i++)
     printf(" %s %s%s", rows[i].name, rows[i].version, i + 1 < n ? "," : "\n");
@@ -296,13 +382,28 @@ void bench_report_text(const bench_config *cfg, const bench_info *info,
       printf("  %-16s  %10s  %10s  %10s  %8s\n", "store", "peak MiB",
              "anon MiB", "base MiB", "ratio");
       break;
-    case W_READWHILEWRITING:
+    case W_READRANDOM_MT:
       printf("  %-16s  %12s  %8s  %12s\n", "store", "reads/s", "ratio",
-             "writes/s");
+             "per thread");
       break;
+    case W_READWHILEWRITING:
+      printf("  %-16s  %12s  %8s  %12s  %12s\n", "store", "reads/s", "ratio",
+             "per reader", "writes/s");
+      break;
+    case W_READPROCS:
+      printf("  %-16s  %12s  %8s  %12s  %12s  %12s  %s\n", "store", "reads/s",
+             "ratio", "per process", "writes/s", "new reads",
+             "last commit seen");
+      break;
+    case W_FILLSYNC_EMPTY:
     case W_FILLSYNC:
-      printf("  %-16s  %12s  %8s  %12s\n", "store", "ops/s", "ratio",
-             "/ fdatasync");
+      printf("  %-16s  %12s  %8s  %11s  %10s  %10s\n", "store", "commits/s",
+             "ratio", "/ fdatasync", "dirtied", "device");
+      break;
+    case W_FILLSYNC_MT:
+      printf("  %-16s  %12s  %8s  %12s  %10s  %10s  %10s\n", "store",
+             "commits/s", "ratio", "per writer", "x fillsync", "dirtied",
+             "device");
       break;
     default:
       printf("  %-16s  %12s  %8s\n", "store", "ops/s", "ratio");
@@ -310,8 +411,12 @@ void bench_report_text(const bench_config *cfg, const bench_info *info,
     }
     for (size_t i = 0; i < n; i++)
       text_row(cfg, rows, n, &rows[i], base, w);
-    if (w == W_FILLSYNC && base != NULL)
+    if ((w == W_FILLSYNC || w == W_FILLSYNC_EMPTY) && base != NULL)
       text_row(cfg, rows, n, base, base, w);
+    if (w == W_READPROCS)
+      printf("  (new reads = gets that returned a value committed after the "
+             "reader opened the store;\n   last commit seen = readers whose "
+             "get after the writer's last commit returned it)\n");
     if (w == W_RSS)
       printf("  (peak = VmHWM, including mapped file pages; anon = largest "
              "RssAnon after a workload;\n   base = RSS of the child before "
@@ -351,6 +456,12 @@ static void json_result(const bench_row *rows, size_t n, const bench_row *row,
     printf("}");
     return;
   }
+  if (r->unsupported) {
+    printf(", \"ok\": true, \"supported\": false, \"note\": ");
+    json_str(r->note);
+    printf("}");
+    return;
+  }
   printf(", \"ok\": %s, \"unit\": \"%s\", \"value\": %.6g",
          r->failed ? "false" : "true", unit_of(w), r->value);
   printf(", \"ops\": %llu, \"seconds\": %.6f, \"bad_values\": %llu",
@@ -364,8 +475,26 @@ static void json_result(const bench_row *rows, size_t n, const bench_row *row,
   if (w == W_RSS)
     printf(", \"base_rss_bytes\": %.0f, \"max_anon_bytes\": %.0f", r->extra[0],
            r->extra[1]);
-  if (w == W_READWHILEWRITING)
-    printf(", \"writer_ops_per_sec\": %.1f", r->extra[0]);
+  if (BENCH_IS_CONCURRENT(w))
+    printf(", \"threads\": %d, \"per_thread_ops_per_sec\": %.1f", r->threads,
+           r->per_thread);
+  if (w == W_READWHILEWRITING || w == W_READPROCS)
+    printf(", \"writer_ops_per_sec\": %.1f", r->writer_ops);
+  if (w == W_READPROCS)
+    printf(", \"new_reads\": %llu, \"readers_saw_last_commit\": %d",
+           (unsigned long long)r->new_reads, r->saw_last);
+  if (BENCH_IS_DURABLE(w)) {
+    printf(", \"dirtied_bytes_per_commit\": ");
+    if (r->wbytes >= 0)
+      printf("%.1f", r->wbytes);
+    else
+      printf("null");
+    printf(", \"device_bytes_per_commit\": ");
+    if (r->dbytes >= 0)
+      printf("%.1f", r->dbytes);
+    else
+      printf("null");
+  }
   if (r->note[0] != '\0') {
     printf(", \"note\": ");
     json_str(r->note);
@@ -392,13 +521,16 @@ void bench_report_json(const bench_config *cfg, const bench_info *info,
   json_str(info->dir);
   printf(", \"filesystem\": ");
   json_str(info->fs);
+  printf(", \"device\": ");
+  json_str(info->device);
   printf("},\n  \"config\": {\"num\": %llu, \"sync_num\": %llu, "
          "\"key_size\": %zu, \"value_size\": %zu, \"threads\": %d, "
+         "\"writers\": %d, \"min_seconds\": %.3f, "
          "\"seed\": %llu, \"batch\": %d, \"prefault_bytes\": %llu, "
          "\"repeat\": %d},\n",
          (unsigned long long)cfg->num, (unsigned long long)cfg->sync_num,
-         cfg->key_size, cfg->value_size, cfg->threads,
-         (unsigned long long)cfg->seed, BENCH_BATCH,
+         cfg->key_size, cfg->value_size, cfg->threads, cfg->writers,
+         cfg->min_seconds, (unsigned long long)cfg->seed, BENCH_BATCH,
          (unsigned long long)cfg->prefault, cfg->repeat);
   printf("  \"ratio\": \"store relative to mapkv, > 1 = better than mapkv "
          "(ops/s: store/mapkv; seconds, bytes: mapkv/store)\",\n");
@@ -416,7 +548,7 @@ void bench_report_json(const bench_config *cfg, const bench_info *info,
       continue;
     for (size_t i = 0; i < n; i++)
       json_result(rows, n, &rows[i], w, &first);
-    if (w == W_FILLSYNC && base != NULL)
+    if ((w == W_FILLSYNC || w == W_FILLSYNC_EMPTY) && base != NULL)
       json_result(rows, n, base, w, &first);
   }
   printf("\n  ]\n}\n");

@@ -1,16 +1,18 @@
 /*
  * workload.c — the workloads of mapkv-bench, run on one store inside that
- * store's child process.
+ * store's child process: keys and values, the checks of every answer, the
+ * order of the run, and the single-thread workloads (the concurrent ones
+ * are in concurrent.c, the durable commits in durable.c).
  *
  * Keys and values: record i (0 <= i < num) has the key number 2i, written
  * as key_size lowercase hex digits ("%016llx" for 16 bytes); the odd
  * numbers 2i+1 are the keys that readmissing looks for, so missing keys are
  * spread among the present ones. A value is derived from its key number and
  * a generation (0 = first fill, 1 = overwrite, 2 = readwhilewriting's
- * writer): 16 bytes of number and generation, then the rest of one of a few
- * thousand random patterns chosen by a hash of both. Values are therefore
- * incompressible and checkable with two memcmp, so verification costs every
- * store the same few nanoseconds.
+ * writer, ...: workload.h lists them): 16 bytes of number and generation, then
+ * the rest of one of a few thousand random patterns chosen by a hash of both.
+ * Values are therefore incompressible and checkable with two memcmp, so
+ * verification costs every store the same few nanoseconds.
  *
  * Every read is verified: present keys return exactly their expected
  * value, deleted and missing keys are not found; readseq sees every live
@@ -20,18 +22,16 @@
  * Order on one store (the later workloads need the earlier ones' data):
  *   fillseq (own store, removed) — fillrandom (the load; untimed if not
  *   selected) — close — size — open — overwrite — readrandom —
- *   readmissing — multireadrandom — readseq — readwhilewriting —
- *   deleterandom — close, removed — fillsync (own store, removed) — rss
- *   (peak of the whole child).
+ *   readrandom_mt — readmissing — multireadrandom — readseq — readprocs —
+ *   readwhilewriting — deleterandom — close, removed — fillsync_empty (own
+ *   store) — fillsync, fillsync_mt (one store of their own, loaded
+ *   untimed) — rss (peak of the whole child).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,13 +40,26 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "workload.h"
 #include "mapkv/mmf.h"
 
-const char *const bench_workload_names[W_COUNT] = {
-    "fillseq",      "fillrandom",      "overwrite", "readrandom",
-    "readmissing",  "multireadrandom", "readseq",   "readwhilewriting",
-    "deleterandom", "fillsync",        "open",      "size",
-    "rss"};
+const char *const bench_workload_names[W_COUNT] = {"fillseq",
+                                                   "fillrandom",
+                                                   "overwrite",
+                                                   "readrandom",
+                                                   "readrandom_mt",
+                                                   "readmissing",
+                                                   "multireadrandom",
+                                                   "readseq",
+                                                   "readprocs",
+                                                   "readwhilewriting",
+                                                   "deleterandom",
+                                                   "fillsync_empty",
+                                                   "fillsync",
+                                                   "fillsync_mt",
+                                                   "open",
+                                                   "size",
+                                                   "rss"};
 
 const char *const bench_workload_about[W_COUNT] = {
     "num puts in ascending key order into an empty store, batches of 1000, "
@@ -57,23 +70,36 @@ const char *const bench_workload_about[W_COUNT] = {
     "values), batches of 1000, no sync",
     "num gets of uniformly random present keys, 1 thread, every value "
     "verified",
+    "--threads reader threads doing uniformly random gets of present keys, "
+    "num in total and for at least --min-seconds, one reader (and read "
+    "view) per thread, every value verified",
     "num gets of uniformly random absent keys (interleaved with the present "
     "ones), 1 thread, all must miss",
     "num gets of uniformly random present keys in calls of 32 keys (the "
     "store's batched lookup where it has one, else 32 gets), 1 thread, every "
     "value verified",
     "one iteration over all records (store order), every record verified",
-    "--threads readers doing num gets in total while one writer overwrites "
-    "random keys with single puts; reader ops/s",
+    "--threads reader processes, each opening the store read-only, doing "
+    "random gets (num in total, at least --min-seconds) while the store's "
+    "process overwrites random keys with single puts; reads/s, and whether "
+    "the readers see commits made after their open",
+    "--threads readers doing random gets (num in total, at least "
+    "--min-seconds) while one writer overwrites random keys with single "
+    "puts; reader ops/s",
     "num/2 single deletes of random keys (a permutation), no sync; then "
     "every key checked",
-    "--sync-num puts into an empty store, each one durable commit",
+    "--sync-num puts of new keys into an empty store, each one durable "
+    "commit; bytes written to storage per commit",
+    "--sync-num single puts over random keys of a store of num records "
+    "(loaded untimed, closed, reopened), each one durable commit; bytes "
+    "written to storage per commit",
+    "--writers threads, each making durable single-put commits over random "
+    "keys of the store of fillsync (reopened), --sync-num in total and for "
+    "at least --min-seconds; bytes written to storage per commit",
     "seconds to open the loaded store of num records after a clean close",
     "bytes on disk of the loaded store after a clean close (allocated "
     "blocks), vs raw key+value bytes",
     "peak RSS (VmHWM) of the store's child process over all its workloads"};
-
-#define GEN_DELETED 0xffu
 
 double bench_now(void) {
   struct timespec ts;
@@ -96,12 +122,12 @@ static uint64_t mix64(uint64_t x) {
 }
 
 /* Uniform in [0, n) for n < 2^32. */
-static uint64_t below(uint64_t *s, uint64_t n) {
+uint64_t bench_below(uint64_t *s, uint64_t n) {
   return ((splitmix(s) >> 32) * n) >> 32;
 }
 
 /* A random permutation of 0..n-1. */
-static uint32_t *permutation(uint64_t n, uint64_t seed) {
+uint32_t *bench_permutation(uint64_t n, uint64_t seed) {
   uint32_t *p = malloc((size_t)n * sizeof *p);
   uint64_t s = seed;
   if (p == NULL)
@@ -109,7 +135,7 @@ static uint32_t *permutation(uint64_t n, uint64_t seed) {
   for (uint64_t i = 0; i < n; i++)
     p[i] = (uint32_t)i;
   for (uint64_t i = n; i > 1; i--) {
-    uint64_t j = below(&s, i);
+    uint64_t j = bench_below(&s, i);
     uint32_t t = p[i - 1];
     p[i - 1] = p[j];
     p[j] = t;
@@ -120,13 +146,7 @@ static uint32_t *permutation(uint64_t n, uint64_t seed) {
 /* ---- keys and values --------------------------------------------------------
  */
 
-typedef struct kvgen {
-  size_t ks, vs;
-  uint8_t *patterns;
-  uint64_t npat; /* power of two */
-} kvgen;
-
-static int kvgen_init(kvgen *g, const bench_config *cfg) {
+int bench_kvgen_init(kvgen *g, const bench_config *cfg) {
   uint64_t s = cfg->seed ^ 0x5eed;
   size_t total;
   g->ks = cfg->key_size;
@@ -145,7 +165,7 @@ static int kvgen_init(kvgen *g, const bench_config *cfg) {
   return 0;
 }
 
-static void make_key(const kvgen *g, uint64_t number, char *k) {
+void bench_make_key(const kvgen *g, uint64_t number, char *k) {
   static const char hex[] = "0123456789abcdef";
   for (size_t i = g->ks; i-- > 0;) {
     k[i] = hex[number & 15];
@@ -187,8 +207,8 @@ static size_t value_head(const kvgen *g, uint64_t number, unsigned gen,
   return g->vs < 16 ? g->vs : 16;
 }
 
-static void make_value(const kvgen *g, uint64_t number, unsigned gen,
-                       uint8_t *v) {
+void bench_make_value(const kvgen *g, uint64_t number, unsigned gen,
+                      uint8_t *v) {
   uint8_t head[16];
   const uint8_t *pat;
   size_t h = value_head(g, number, gen, head, &pat);
@@ -196,8 +216,8 @@ static void make_value(const kvgen *g, uint64_t number, unsigned gen,
   memcpy(v, head, h);
 }
 
-static int value_ok(const kvgen *g, uint64_t number, unsigned gen,
-                    const void *val, size_t vlen) {
+int bench_value_ok(const kvgen *g, uint64_t number, unsigned gen,
+                   const void *val, size_t vlen) {
   uint8_t head[16];
   const uint8_t *pat, *v = val;
   size_t h = value_head(g, number, gen, head, &pat);
@@ -208,33 +228,17 @@ static int value_ok(const kvgen *g, uint64_t number, unsigned gen,
 /* ---- the run on one store
  * -------------------------------------------------------- */
 
-typedef struct run {
-  const bench_config *cfg;
-  const bk_vtable *bk;
-  kvgen g;
-  uint64_t n;
-  uint8_t *gen; /* per record: its generation, or GEN_DELETED */
-  char *dir;    /* the loaded store */
-  void *db;
-  bk_options opts;
-  int fd;
-  int failed;
-  double max_anon; /* bytes of RssAnon, the largest seen after a workload */
-  double peak;     /* VmHWM before the last prefault (bytes) */
-  int prefault;    /* prefault before each workload (the peak can be reset) */
-} run;
-
 static int selected(const run *r, int w) {
   return (r->cfg->workloads >> w) & 1u;
 }
 
-static void result_init(bench_result *res, int w) {
+void bench_result_init(bench_result *res, int w) {
   memset(res, 0, sizeof *res);
   res->workload = w;
 }
 
 /* Records why a workload failed (the first reason wins). */
-static void note(bench_result *res, const char *why) {
+void bench_note(bench_result *res, const char *why) {
   if (res->note[0] == '\0')
     snprintf(res->note, sizeof res->note, "%s", why);
 }
@@ -300,7 +304,7 @@ static int reset_peak_rss(void) {
 
 /* Before a timed workload: the prefault, kept out of the peak RSS (the
  * peak so far is saved, the counter reset after the touch). */
-static void prefault(run *r) {
+void bench_prefault(run *r) {
   double hwm;
   if (!r->prefault)
     return;
@@ -316,7 +320,7 @@ static void prefault(run *r) {
 }
 
 /* Sends a result to the parent and prints a progress line. */
-static void emit(run *r, bench_result *res) {
+void bench_emit(run *r, bench_result *res) {
   const char *w = bench_workload_names[res->workload];
   double anon = proc_status_kb("RssAnon");
   ssize_t n;
@@ -336,6 +340,14 @@ static void emit(run *r, bench_result *res) {
   if (res->failed)
     fprintf(stderr, "mapkv-bench: %s: %s FAILED: %s\n", r->bk->name, w,
             res->note);
+  else if (res->unsupported)
+    fprintf(stderr, "mapkv-bench: %s: %s not supported: %s\n", r->bk->name, w,
+            res->note);
+  else if (BENCH_IS_DURABLE(res->workload))
+    fprintf(stderr,
+            "mapkv-bench: %s: %s %.0f commits/s (%.3f s), %.0f bytes "
+            "dirtied and %.0f written to the device per commit\n",
+            r->bk->name, w, res->value, res->seconds, res->wbytes, res->dbytes);
   else if (res->workload == W_OPEN)
     fprintf(stderr, "mapkv-bench: %s: %s %.4f s\n", r->bk->name, w, res->value);
   else if (res->workload == W_SIZE || res->workload == W_RSS)
@@ -347,22 +359,39 @@ static void emit(run *r, bench_result *res) {
 }
 
 /* A workload that could not run because an earlier step failed. */
-static void emit_skipped(run *r, int w, const char *why) {
+void bench_emit_skipped(run *r, int w, const char *why) {
   bench_result res;
-  result_init(&res, w);
+  bench_result_init(&res, w);
   res.failed = 1;
   snprintf(res.note, sizeof res.note, "not run: %s", why);
-  emit(r, &res);
+  bench_emit(r, &res);
 }
 
-static void timed(bench_result *res, uint64_t ops, double t0, double t1) {
+void bench_timed(bench_result *res, uint64_t ops, double t0, double t1) {
   res->ops = ops;
   res->seconds = t1 - t0;
   res->value = res->seconds > 0 ? (double)ops / res->seconds : 0;
 }
 
+void bench_spans(bench_result *res, const bench_span *s, int n) {
+  double t0 = 0, t1 = 0, sum = 0;
+  uint64_t ops = 0;
+  for (int i = 0; i < n; i++) {
+    if (i == 0 || s[i].t0 < t0)
+      t0 = s[i].t0;
+    if (i == 0 || s[i].t1 > t1)
+      t1 = s[i].t1;
+    ops += s[i].ops;
+    if (s[i].t1 > s[i].t0)
+      sum += (double)s[i].ops / (s[i].t1 - s[i].t0);
+  }
+  bench_timed(res, ops, t0, t1);
+  res->threads = n;
+  res->per_thread = n > 0 ? sum / n : 0;
+}
+
 /* Counts a wrong answer, printing the first few. */
-static void bad(run *r, bench_result *res, uint64_t number, const char *what) {
+void bench_bad(run *r, bench_result *res, uint64_t number, const char *what) {
   if (res->bad_values++ < 5)
     fprintf(stderr, "mapkv-bench: %s: %s: key number %llu: %s\n", r->bk->name,
             bench_workload_names[res->workload], (unsigned long long)number,
@@ -371,19 +400,51 @@ static void bad(run *r, bench_result *res, uint64_t number, const char *what) {
 
 /* Checks the answer of a get of record idx (key number 2 * idx): found or
  * not as its generation says, and then with its value. */
-static void check_read(run *r, bench_result *res, uint64_t idx, int found,
-                       const uint8_t *buf, size_t vl) {
-  if (r->gen[idx] == GEN_DELETED) {
-    if (found)
-      bad(r, res, 2 * idx, "deleted key found");
-  } else if (!found) {
-    bad(r, res, 2 * idx, "present key not found");
-  } else if (!value_ok(&r->g, 2 * idx, r->gen[idx], buf, vl)) {
-    bad(r, res, 2 * idx, "wrong value");
-  }
+const char *bench_read_wrong(const kvgen *g, unsigned gen, uint64_t idx,
+                             int found, const uint8_t *buf, size_t vl) {
+  if (gen == GEN_DELETED)
+    return found ? "deleted key found" : NULL;
+  if (!found)
+    return "present key not found";
+  return bench_value_ok(g, 2 * idx, gen, buf, vl) ? NULL : "wrong value";
 }
 
-static char *store_dir(const char *base, const char *suffix) {
+void bench_check_read(run *r, bench_result *res, uint64_t idx, int found,
+                      const uint8_t *buf, size_t vl) {
+  const char *why = bench_read_wrong(&r->g, r->gen[idx], idx, found, buf, vl);
+  if (why != NULL)
+    bench_bad(r, res, 2 * idx, why);
+}
+
+void bench_gate_init(bench_gate *g) {
+  pthread_mutex_init(&g->mu, NULL);
+  pthread_cond_init(&g->cv, NULL);
+  g->state = 0;
+}
+
+void bench_gate_destroy(bench_gate *g) {
+  pthread_cond_destroy(&g->cv);
+  pthread_mutex_destroy(&g->mu);
+}
+
+int bench_gate_wait(bench_gate *g) {
+  int st;
+  pthread_mutex_lock(&g->mu);
+  while (g->state == 0)
+    pthread_cond_wait(&g->cv, &g->mu);
+  st = g->state;
+  pthread_mutex_unlock(&g->mu);
+  return st > 0;
+}
+
+void bench_gate_open(bench_gate *g, int go) {
+  pthread_mutex_lock(&g->mu);
+  g->state = go ? 1 : -1;
+  pthread_cond_broadcast(&g->cv);
+  pthread_mutex_unlock(&g->mu);
+}
+
+char *bench_store_dir(const char *base, const char *suffix) {
   size_t a = strlen(base), b = strlen(suffix);
   char *p = malloc(a + b + 1);
   if (p != NULL) {
@@ -393,53 +454,39 @@ static char *store_dir(const char *base, const char *suffix) {
   return p;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int type,
-                    struct FTW *f) {
-  (void)st;
-  (void)f;
-  return (type == FTW_DP ? rmdir(path) : unlink(path)) == 0 || errno == ENOENT
-             ? 0
-             : -1;
-}
+int bench_rmtree(const char *dir) { return bk_rmtree(dir); }
 
-int bench_rmtree(const char *dir) {
-  struct stat st;
-  if (lstat(dir, &st) != 0)
-    return errno == ENOENT ? 0 : -1;
-  return nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static int open_store(run *r, const char *dir, const bk_options *o, void **db) {
+int bench_open_store(run *r, const char *dir, const bk_options *o, void **db) {
   if (mkdir(dir, 0755) != 0 && errno != EEXIST)
     return bk_fail(r->bk->name, "mkdir %s: %s", dir, strerror(errno));
   return r->bk->open(dir, o, db);
 }
 
 /* Checks `count` random records through a fresh reader (untimed). */
-static void verify_sample(run *r, void *db, bench_result *res, uint64_t n,
-                          uint64_t count) {
+void bench_verify_sample(run *r, void *db, bench_result *res, uint64_t n,
+                         uint64_t count) {
   void *rd = r->bk->reader_open(db);
   char *k = malloc(r->g.ks);
   uint8_t *buf = malloc(r->g.vs + 64);
   uint64_t s = r->cfg->seed ^ 0x77;
   if (rd == NULL || k == NULL || buf == NULL) {
     res->failed = 1;
-    note(res, "verification could not start");
+    bench_note(res, "verification could not start");
   } else {
     for (uint64_t i = 0; i < count; i++) {
-      uint64_t idx = count >= n ? i % n : below(&s, n);
+      uint64_t idx = count >= n ? i % n : bench_below(&s, n);
       size_t vl = 0;
       int rc;
       if (idx >= n)
         break;
-      make_key(&r->g, 2 * idx, k);
+      bench_make_key(&r->g, 2 * idx, k);
       rc = r->bk->get(rd, k, r->g.ks, buf, r->g.vs + 64, &vl);
       if (rc < 0) {
         res->failed = 1;
-        note(res, "get failed while verifying");
+        bench_note(res, "get failed while verifying");
         break;
       }
-      check_read(r, res, idx, rc == 1, buf, vl);
+      bench_check_read(r, res, idx, rc == 1, buf, vl);
     }
   }
   if (rd != NULL)
@@ -450,8 +497,8 @@ static void verify_sample(run *r, void *db, bench_result *res, uint64_t n,
 
 /* fillseq / fillrandom / overwrite: batches of BENCH_BATCH puts. order ==
  * NULL: ascending key order (sorted batches). */
-static int fill(run *r, void *db, bench_result *res, const uint32_t *order,
-                unsigned gen) {
+int bench_fill(run *r, void *db, bench_result *res, const uint32_t *order,
+               unsigned gen) {
   const bk_vtable *bk = r->bk;
   char *k = malloc(r->g.ks);
   uint8_t *v = malloc(r->g.vs + 1);
@@ -461,7 +508,7 @@ static int fill(run *r, void *db, bench_result *res, const uint32_t *order,
     free(k);
     free(v);
     res->failed = 1;
-    note(res, "out of memory");
+    bench_note(res, "out of memory");
     return -1;
   }
   t0 = bench_now();
@@ -471,8 +518,8 @@ static int fill(run *r, void *db, bench_result *res, const uint32_t *order,
       break;
     for (uint64_t j = 0; j < m; j++) {
       uint64_t idx = order != NULL ? order[i + j] : i + j;
-      make_key(&r->g, 2 * idx, k);
-      make_value(&r->g, 2 * idx, gen, v);
+      bench_make_key(&r->g, 2 * idx, k);
+      bench_make_value(&r->g, 2 * idx, gen, v);
       if (bk->batch_put(db, k, r->g.ks, v, r->g.vs) != 0)
         goto out;
     }
@@ -484,10 +531,10 @@ out:
   t1 = bench_now();
   free(k);
   free(v);
-  timed(res, done, t0, t1);
+  bench_timed(res, done, t0, t1);
   if (done != r->n) {
     res->failed = 1;
-    note(res, "a put or commit failed");
+    bench_note(res, "a put or commit failed");
     return -1;
   }
   for (i = 0; i < r->n; i++)
@@ -505,30 +552,30 @@ static void read_random(run *r, bench_result *res, int missing) {
   double t0, t1;
   if (rd == NULL || k == NULL || buf == NULL) {
     res->failed = 1;
-    note(res, "could not open a reader");
+    bench_note(res, "could not open a reader");
     goto out;
   }
   t0 = bench_now();
   for (i = 0; i < r->n; i++) {
-    uint64_t idx = below(&s, r->n), number = 2 * idx + (missing ? 1 : 0);
+    uint64_t idx = bench_below(&s, r->n), number = 2 * idx + (missing ? 1 : 0);
     size_t vl = 0;
     int rc;
-    make_key(&r->g, number, k);
+    bench_make_key(&r->g, number, k);
     rc = bk->get(rd, k, r->g.ks, buf, r->g.vs + 64, &vl);
     if (rc < 0) {
       res->failed = 1;
-      note(res, "get failed");
+      bench_note(res, "get failed");
       break;
     }
     if (missing) {
       if (rc != 0)
-        bad(r, res, number, "absent key found");
+        bench_bad(r, res, number, "absent key found");
     } else {
-      check_read(r, res, idx, rc == 1, buf, vl);
+      bench_check_read(r, res, idx, rc == 1, buf, vl);
     }
   }
   t1 = bench_now();
-  timed(res, i, t0, t1);
+  bench_timed(res, i, t0, t1);
 out:
   if (rd != NULL)
     bk->reader_close(rd);
@@ -551,7 +598,7 @@ static void multi_read(run *r, bench_result *res) {
   double t0, t1;
   if (rd == NULL || kmem == NULL || vmem == NULL) {
     res->failed = 1;
-    note(res, "could not open a reader");
+    bench_note(res, "could not open a reader");
     goto out;
   }
   for (size_t j = 0; j < BENCH_MULTI; j++) {
@@ -563,14 +610,14 @@ static void multi_read(run *r, bench_result *res) {
   while (i < r->n) {
     size_t m = r->n - i < BENCH_MULTI ? (size_t)(r->n - i) : BENCH_MULTI;
     for (size_t j = 0; j < m; j++) {
-      idx[j] = below(&s, r->n);
-      make_key(&r->g, 2 * idx[j], kmem + j * r->g.ks);
+      idx[j] = bench_below(&s, r->n);
+      bench_make_key(&r->g, 2 * idx[j], kmem + j * r->g.ks);
     }
     if (bk->multi_get != NULL) {
       if (bk->multi_get(rd, m, keys, klens, bufs, r->g.vs + 64, vlens, found) !=
           0) {
         res->failed = 1;
-        note(res, "multi_get failed");
+        bench_note(res, "multi_get failed");
         break;
       }
     } else {
@@ -579,19 +626,19 @@ static void multi_read(run *r, bench_result *res) {
             bk->get(rd, keys[j], klens[j], bufs[j], r->g.vs + 64, &vlens[j]);
         if (rc < 0) {
           res->failed = 1;
-          note(res, "get failed");
+          bench_note(res, "get failed");
           goto done;
         }
         found[j] = rc;
       }
     }
     for (size_t j = 0; j < m; j++)
-      check_read(r, res, idx[j], found[j], bufs[j], vlens[j]);
+      bench_check_read(r, res, idx[j], found[j], bufs[j], vlens[j]);
     i += m;
   }
 done:
   t1 = bench_now();
-  timed(res, i, t0, t1);
+  bench_timed(res, i, t0, t1);
 out:
   if (rd != NULL)
     bk->reader_close(rd);
@@ -614,15 +661,16 @@ static int seq_visit(void *ctx, const void *key, size_t klen, const void *val,
   c->count++;
   if (parse_key(&c->r->g, key, klen, &number) != 0 || (number & 1) != 0 ||
       (idx = number / 2) >= c->r->n) {
-    bad(c->r, c->res, 0, "iteration returned a key that was never written");
+    bench_bad(c->r, c->res, 0,
+              "iteration returned a key that was never written");
     return 0;
   }
   if (c->r->gen[idx] == GEN_DELETED)
-    bad(c->r, c->res, number, "iteration returned a deleted key");
+    bench_bad(c->r, c->res, number, "iteration returned a deleted key");
   else if (c->seen[idx / 8] & (1u << (idx % 8)))
-    bad(c->r, c->res, number, "iteration returned a key twice");
-  else if (!value_ok(&c->r->g, number, c->r->gen[idx], val, vlen))
-    bad(c->r, c->res, number, "iteration returned a wrong value");
+    bench_bad(c->r, c->res, number, "iteration returned a key twice");
+  else if (!bench_value_ok(&c->r->g, number, c->r->gen[idx], val, vlen))
+    bench_bad(c->r, c->res, number, "iteration returned a wrong value");
   c->seen[idx / 8] |= (uint8_t)(1u << (idx % 8));
   return 0;
 }
@@ -634,16 +682,16 @@ static void read_seq(run *r, bench_result *res) {
   int rc;
   if (c.seen == NULL) {
     res->failed = 1;
-    note(res, "out of memory");
+    bench_note(res, "out of memory");
     return;
   }
   t0 = bench_now();
   rc = r->bk->iterate(r->db, seq_visit, &c);
   t1 = bench_now();
-  timed(res, c.count, t0, t1);
+  bench_timed(res, c.count, t0, t1);
   if (rc != 0) {
     res->failed = 1;
-    note(res, "iteration failed");
+    bench_note(res, "iteration failed");
   }
   for (uint64_t i = 0; i < r->n; i++)
     live += r->gen[i] != GEN_DELETED;
@@ -651,259 +699,50 @@ static void read_seq(run *r, bench_result *res) {
     char msg[96];
     snprintf(msg, sizeof msg, "iteration saw %llu records of %llu",
              (unsigned long long)c.count, (unsigned long long)live);
-    bad(r, res, 0, msg);
+    bench_bad(r, res, 0, msg);
   }
   free(c.seen);
 }
 
-/* readwhilewriting: readers verify against the generation every record had
- * before (all the same) or the writer's generation 2. */
-typedef struct rww {
-  run *r;
-  pthread_barrier_t start;
-  atomic_int stop;
-  unsigned base_gen;
-  uint64_t per_reader;
-  pthread_mutex_t mu; /* guards res (bad, failed) */
-  bench_result *res;
-  uint64_t writes;
-  int writer_failed;
-} rww;
-
-typedef struct rww_reader {
-  rww *w;
-  uint64_t seed;
-  uint64_t done;
-} rww_reader;
-
-static void *rww_read(void *arg) {
-  rww_reader *me = arg;
-  rww *w = me->w;
-  run *r = w->r;
-  void *rd = r->bk->reader_open(r->db);
-  char *k = malloc(r->g.ks);
-  uint8_t *buf = malloc(r->g.vs + 64);
-  uint64_t s = me->seed;
-  int failed = rd == NULL || k == NULL || buf == NULL;
-  pthread_barrier_wait(&w->start);
-  for (uint64_t i = 0; !failed && i < w->per_reader; i++) {
-    uint64_t idx = below(&s, r->n);
-    size_t vl = 0;
-    int rc;
-    make_key(&r->g, 2 * idx, k);
-    rc = r->bk->get(rd, k, r->g.ks, buf, r->g.vs + 64, &vl);
-    if (rc < 0) {
-      failed = 1;
-      break;
-    }
-    if (rc != 1 || (!value_ok(&r->g, 2 * idx, w->base_gen, buf, vl) &&
-                    !value_ok(&r->g, 2 * idx, 2, buf, vl))) {
-      pthread_mutex_lock(&w->mu);
-      bad(r, w->res, 2 * idx,
-          rc != 1 ? "present key not found" : "wrong value");
-      pthread_mutex_unlock(&w->mu);
-    }
-    me->done++;
-  }
-  if (failed) {
-    pthread_mutex_lock(&w->mu);
-    w->res->failed = 1;
-    note(w->res, "a reader failed");
-    pthread_mutex_unlock(&w->mu);
-  }
-  if (rd != NULL)
-    r->bk->reader_close(rd);
-  free(k);
-  free(buf);
-  return NULL;
-}
-
-static void *rww_write(void *arg) {
-  rww *w = arg;
-  run *r = w->r;
-  char *k = malloc(r->g.ks);
-  uint8_t *v = malloc(r->g.vs + 1);
-  uint64_t s = r->cfg->seed ^ 0x4444;
-  pthread_barrier_wait(&w->start);
-  if (k == NULL || v == NULL) {
-    w->writer_failed = 1;
-  } else {
-    while (!atomic_load(&w->stop)) {
-      uint64_t idx = below(&s, r->n);
-      make_key(&r->g, 2 * idx, k);
-      make_value(&r->g, 2 * idx, 2, v);
-      if (r->bk->put(r->db, k, r->g.ks, v, r->g.vs) != 0) {
-        w->writer_failed = 1;
-        break;
-      }
-      r->gen[idx] = 2; /* readers do not read gen[] */
-      w->writes++;
-    }
-  }
-  free(k);
-  free(v);
-  return NULL;
-}
-
-static void read_while_writing(run *r, bench_result *res) {
-  int t = r->cfg->threads, started = 0, writer = 0;
-  rww w;
-  rww_reader *rd = calloc((size_t)t, sizeof *rd);
-  pthread_t *th = calloc((size_t)t + 1, sizeof *th);
-  uint64_t total = 0;
-  double t0, t1, t2;
-  memset(&w, 0, sizeof w);
-  w.r = r;
-  w.res = res;
-  w.base_gen = r->gen[0];
-  w.per_reader = r->n / (uint64_t)t > 0 ? r->n / (uint64_t)t : 1;
-  for (uint64_t i = 0; i < r->n; i++) {
-    if (r->gen[i] != w.base_gen) {
-      res->failed = 1;
-      note(res, "records of mixed generations (internal error)");
-      free(rd);
-      free(th);
-      return;
-    }
-  }
-  if (rd == NULL || th == NULL) {
-    res->failed = 1;
-    note(res, "out of memory");
-    free(rd);
-    free(th);
-    return;
-  }
-  pthread_mutex_init(&w.mu, NULL);
-  pthread_barrier_init(&w.start, NULL, (unsigned)t + 2);
-  atomic_init(&w.stop, 0);
-  for (int i = 0; i < t; i++) {
-    rd[i].w = &w;
-    rd[i].seed = r->cfg->seed ^ (0x1000u + (unsigned)i);
-    if (pthread_create(&th[i], NULL, rww_read, &rd[i]) != 0)
-      break;
-    started++;
-  }
-  if (started == t && pthread_create(&th[t], NULL, rww_write, &w) == 0)
-    writer = 1;
-  if (started != t || !writer) {
-    /* The barrier would never open: give up loudly. */
-    fprintf(stderr, "mapkv-bench: cannot start threads\n");
-    exit(1);
-  }
-  pthread_barrier_wait(&w.start);
-  t0 = bench_now();
-  for (int i = 0; i < t; i++) {
-    pthread_join(th[i], NULL);
-    total += rd[i].done;
-  }
-  t1 = bench_now();
-  atomic_store(&w.stop, 1);
-  pthread_join(th[t], NULL);
-  t2 = bench_now();
-  timed(res, total, t0, t1);
-  res->extra[0] = t2 > t0 ? (double)w.writes / (t2 - t0) : 0;
-  if (w.writer_failed) {
-    res->failed = 1;
-    note(res, "the writer failed");
-  }
-  pthread_barrier_destroy(&w.start);
-  pthread_mutex_destroy(&w.mu);
-  free(rd);
-  free(th);
-}
-
 static void delete_random(run *r, bench_result *res) {
   uint64_t m = r->n / 2 > 0 ? r->n / 2 : r->n, i;
-  uint32_t *order = permutation(r->n, r->cfg->seed ^ 0x5555);
+  uint32_t *order = bench_permutation(r->n, r->cfg->seed ^ 0x5555);
   char *k = malloc(r->g.ks);
   double t0, t1;
   if (order == NULL || k == NULL) {
     res->failed = 1;
-    note(res, "out of memory");
+    bench_note(res, "out of memory");
     free(order);
     free(k);
     return;
   }
   t0 = bench_now();
   for (i = 0; i < m; i++) {
-    make_key(&r->g, 2 * (uint64_t)order[i], k);
+    bench_make_key(&r->g, 2 * (uint64_t)order[i], k);
     if (r->bk->del(r->db, k, r->g.ks) != 0) {
       res->failed = 1;
-      note(res, "del failed");
+      bench_note(res, "del failed");
       break;
     }
   }
   t1 = bench_now();
-  timed(res, i, t0, t1);
+  bench_timed(res, i, t0, t1);
   for (uint64_t j = 0; j < i; j++)
     r->gen[order[j]] = GEN_DELETED;
   free(order);
   free(k);
   /* Every key, untimed: deleted ones gone, the others intact. */
   if (!res->failed)
-    verify_sample(r, r->db, res, r->n, r->n);
-}
-
-static void fill_sync(run *r, const char *base) {
-  bench_result res;
-  bk_options o = r->opts;
-  char *dir = store_dir(base, "-sync");
-  char *k = malloc(r->g.ks);
-  uint8_t *v = malloc(r->g.vs + 1);
-  uint64_t n = r->cfg->sync_num, i;
-  void *db = NULL;
-  double t0, t1;
-  result_init(&res, W_FILLSYNC);
-  o.durable = 1;
-  o.expected = n;
-  if (dir == NULL || k == NULL || v == NULL ||
-      open_store(r, dir, &o, &db) != 0) {
-    res.failed = 1;
-    note(&res, "could not open the store");
-    goto out;
-  }
-  t0 = bench_now();
-  for (i = 0; i < n; i++) {
-    make_key(&r->g, 2 * i, k);
-    make_value(&r->g, 2 * i, 0, v);
-    if (r->bk->sync_put(db, k, r->g.ks, v, r->g.vs) != 0) {
-      res.failed = 1;
-      note(&res, "sync put failed");
-      break;
-    }
-  }
-  t1 = bench_now();
-  timed(&res, i, t0, t1);
-  if (!res.failed) {
-    /* Verify every record: all of generation 0. */
-    uint8_t *loaded = r->gen, *zero = calloc((size_t)n + 1, 1);
-    if (zero != NULL) {
-      r->gen = zero;
-      verify_sample(r, db, &res, n, n);
-      r->gen = loaded;
-      free(zero);
-    }
-  }
-  if (r->bk->close(db) != 0) {
-    res.failed = 1;
-    note(&res, "close failed");
-  }
-out:
-  emit(r, &res);
-  if (dir != NULL)
-    bench_rmtree(dir);
-  free(dir);
-  free(k);
-  free(v);
+    bench_verify_sample(r, r->db, res, r->n, r->n);
 }
 
 int bench_run_store(const bench_config *cfg, const bk_vtable *bk,
                     const char *dir, int fd) {
   const unsigned need_load =
       (1u << W_FILLRANDOM) | (1u << W_OVERWRITE) | (1u << W_READRANDOM) |
-      (1u << W_READMISSING) | (1u << W_MULTIREAD) | (1u << W_READSEQ) |
-      (1u << W_READWHILEWRITING) | (1u << W_DELETERANDOM) | (1u << W_OPEN) |
-      (1u << W_SIZE) | (1u << W_RSS);
+      (1u << W_READRANDOM_MT) | (1u << W_READMISSING) | (1u << W_MULTIREAD) |
+      (1u << W_READSEQ) | (1u << W_READPROCS) | (1u << W_READWHILEWRITING) |
+      (1u << W_DELETERANDOM) | (1u << W_OPEN) | (1u << W_SIZE) | (1u << W_RSS);
   run r;
   bench_result res;
   uint32_t *order = NULL;
@@ -918,8 +757,8 @@ int bench_run_store(const bench_config *cfg, const bk_vtable *bk,
   r.opts.key_size = cfg->key_size;
   r.opts.value_size = cfg->value_size;
   r.gen = calloc((size_t)r.n + 1, 1);
-  r.dir = store_dir(dir, "");
-  if (kvgen_init(&r.g, cfg) != 0 || r.gen == NULL || r.dir == NULL) {
+  r.dir = bench_store_dir(dir, "");
+  if (bench_kvgen_init(&r.g, cfg) != 0 || r.gen == NULL || r.dir == NULL) {
     fprintf(stderr, "mapkv-bench: out of memory\n");
     return 1;
   }
@@ -927,22 +766,22 @@ int bench_run_store(const bench_config *cfg, const bk_vtable *bk,
   r.prefault = cfg->prefault > 0 && reset_peak_rss() == 0;
 
   if (selected(&r, W_FILLSEQ)) {
-    char *d = store_dir(dir, "-fillseq");
+    char *d = bench_store_dir(dir, "-fillseq");
     void *db = NULL;
-    prefault(&r);
-    result_init(&res, W_FILLSEQ);
-    if (d == NULL || open_store(&r, d, &r.opts, &db) != 0) {
+    bench_prefault(&r);
+    bench_result_init(&res, W_FILLSEQ);
+    if (d == NULL || bench_open_store(&r, d, &r.opts, &db) != 0) {
       res.failed = 1;
-      note(&res, "could not open the store");
+      bench_note(&res, "could not open the store");
     } else {
-      if (fill(&r, db, &res, NULL, 0) == 0)
-        verify_sample(&r, db, &res, r.n, 1000);
+      if (bench_fill(&r, db, &res, NULL, 0) == 0)
+        bench_verify_sample(&r, db, &res, r.n, 1000);
       if (bk->close(db) != 0) {
         res.failed = 1;
-        note(&res, "close failed");
+        bench_note(&res, "close failed");
       }
     }
-    emit(&r, &res);
+    bench_emit(&r, &res);
     if (d != NULL)
       bench_rmtree(d);
     free(d);
@@ -952,64 +791,64 @@ int bench_run_store(const bench_config *cfg, const bk_vtable *bk,
     const char *broken = NULL;
     int64_t apparent = 0, allocated = 0;
     double t0, t1;
-    order = permutation(r.n, cfg->seed ^ 0x1111);
-    prefault(&r);
-    result_init(&res, W_FILLRANDOM);
-    if (order == NULL || open_store(&r, r.dir, &r.opts, &r.db) != 0) {
+    order = bench_permutation(r.n, cfg->seed ^ 0x1111);
+    bench_prefault(&r);
+    bench_result_init(&res, W_FILLRANDOM);
+    if (order == NULL || bench_open_store(&r, r.dir, &r.opts, &r.db) != 0) {
       broken = "the store could not be opened";
       r.db = NULL;
-    } else if (fill(&r, r.db, &res, order, 0) != 0) {
+    } else if (bench_fill(&r, r.db, &res, order, 0) != 0) {
       broken = "the load (fillrandom) failed";
     } else {
-      verify_sample(&r, r.db, &res, r.n, 1000);
+      bench_verify_sample(&r, r.db, &res, r.n, 1000);
     }
     if (r.db != NULL && bk->close(r.db) != 0 && broken == NULL)
       broken = "close after the load failed";
     r.db = NULL;
     if (broken != NULL) {
       res.failed = 1;
-      note(&res, broken);
+      bench_note(&res, broken);
     }
     if (selected(&r, W_FILLRANDOM))
-      emit(&r, &res);
+      bench_emit(&r, &res);
     else if (broken != NULL)
       r.failed = 1;
 
     /* size: the loaded store after a clean close. */
     if (selected(&r, W_SIZE)) {
-      result_init(&res, W_SIZE);
+      bench_result_init(&res, W_SIZE);
       if (broken != NULL) {
         res.failed = 1;
         snprintf(res.note, sizeof res.note, "not run: %s", broken);
       } else if (bk->disk_size(NULL, r.dir, &apparent, &allocated) != 0) {
         res.failed = 1;
-        note(&res, "could not measure the files");
+        bench_note(&res, "could not measure the files");
       } else {
         res.value = (double)allocated;
         res.extra[0] = (double)apparent;
         res.ops = r.n;
       }
-      emit(&r, &res);
+      bench_emit(&r, &res);
     }
 
     /* open: time to open the loaded store after a clean close. */
     if (broken == NULL) {
-      result_init(&res, W_OPEN);
+      bench_result_init(&res, W_OPEN);
       t0 = bench_now();
       if (bk->open(r.dir, &r.opts, &r.db) != 0) {
         r.db = NULL;
         broken = "reopening the store failed";
         res.failed = 1;
-        note(&res, broken);
+        bench_note(&res, broken);
       }
       t1 = bench_now();
       res.seconds = t1 - t0;
       res.value = res.seconds;
       res.ops = r.n;
       if (selected(&r, W_OPEN))
-        emit(&r, &res);
+        bench_emit(&r, &res);
     } else if (selected(&r, W_OPEN)) {
-      emit_skipped(&r, W_OPEN, broken);
+      bench_emit_skipped(&r, W_OPEN, broken);
     }
 
     for (int w = W_OVERWRITE; w <= W_DELETERANDOM; w++) {
@@ -1017,26 +856,29 @@ int bench_run_store(const bench_config *cfg, const bk_vtable *bk,
       if (!selected(&r, w))
         continue;
       if (broken != NULL) {
-        emit_skipped(&r, w, broken);
+        bench_emit_skipped(&r, w, broken);
         continue;
       }
-      prefault(&r);
-      result_init(&res, w);
+      bench_prefault(&r);
+      bench_result_init(&res, w);
       switch (w) {
       case W_OVERWRITE:
-        o2 = permutation(r.n, cfg->seed ^ 0x6666);
-        if (o2 == NULL || fill(&r, r.db, &res, o2, 1) != 0)
+        o2 = bench_permutation(r.n, cfg->seed ^ 0x6666);
+        if (o2 == NULL || bench_fill(&r, r.db, &res, o2, 1) != 0)
           broken = "overwrite failed";
         else
-          verify_sample(&r, r.db, &res, r.n, 1000);
+          bench_verify_sample(&r, r.db, &res, r.n, 1000);
         if (o2 == NULL) {
           res.failed = 1;
-          note(&res, "out of memory");
+          bench_note(&res, "out of memory");
         }
         free(o2);
         break;
       case W_READRANDOM:
         read_random(&r, &res, 0);
+        break;
+      case W_READRANDOM_MT:
+        bench_read_random_mt(&r, &res);
         break;
       case W_READMISSING:
         read_random(&r, &res, 1);
@@ -1047,8 +889,11 @@ int bench_run_store(const bench_config *cfg, const bk_vtable *bk,
       case W_READSEQ:
         read_seq(&r, &res);
         break;
+      case W_READPROCS:
+        bench_read_procs(&r, &res);
+        break;
       case W_READWHILEWRITING:
-        read_while_writing(&r, &res);
+        bench_read_while_writing(&r, &res);
         break;
       case W_DELETERANDOM:
         delete_random(&r, &res);
@@ -1056,7 +901,7 @@ int bench_run_store(const bench_config *cfg, const bk_vtable *bk,
       default:
         break;
       }
-      emit(&r, &res);
+      bench_emit(&r, &res);
     }
     if (r.db != NULL && bk->close(r.db) != 0) {
       fprintf(stderr, "mapkv-bench: %s: close failed\n", bk->name);
@@ -1066,69 +911,22 @@ int bench_run_store(const bench_config *cfg, const bk_vtable *bk,
     bench_rmtree(r.dir);
   }
 
-  if (selected(&r, W_FILLSYNC)) {
-    prefault(&r);
-    fill_sync(&r, dir);
-  }
+  if (selected(&r, W_FILLSYNC_EMPTY) || selected(&r, W_FILLSYNC) ||
+      selected(&r, W_FILLSYNC_MT))
+    bench_durable(&r, dir);
 
   if (selected(&r, W_RSS)) {
-    result_init(&res, W_RSS);
+    bench_result_init(&res, W_RSS);
     res.value = proc_status_kb("VmHWM");
     if (r.peak > res.value)
       res.value = r.peak;
     res.extra[0] = base_rss;
     res.extra[1] = r.max_anon;
-    emit(&r, &res);
+    bench_emit(&r, &res);
   }
   free(order);
   free(r.gen);
   free(r.dir);
   free(r.g.patterns);
   return r.failed;
-}
-
-int bench_run_fdatasync(const bench_config *cfg, const char *dir, int fd) {
-  bench_result res;
-  kvgen g;
-  char *path = store_dir(dir, "-fdatasync.log");
-  uint8_t *rec;
-  size_t len = cfg->key_size + cfg->value_size;
-  double t0, t1;
-  uint64_t i;
-  int f;
-  ssize_t w;
-  result_init(&res, W_FILLSYNC);
-  if (path == NULL || kvgen_init(&g, cfg) != 0 || (rec = malloc(len)) == NULL) {
-    fprintf(stderr, "mapkv-bench: out of memory\n");
-    return 1;
-  }
-  f = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
-  if (f < 0) {
-    res.failed = 1;
-    snprintf(res.note, sizeof res.note, "open: %s", strerror(errno));
-  } else {
-    t0 = bench_now();
-    for (i = 0; i < cfg->sync_num; i++) {
-      make_key(&g, 2 * i, (char *)rec);
-      make_value(&g, 2 * i, 0, rec + cfg->key_size);
-      if (write(f, rec, len) != (ssize_t)len || fdatasync(f) != 0) {
-        res.failed = 1;
-        snprintf(res.note, sizeof res.note, "write/fdatasync: %s",
-                 strerror(errno));
-        break;
-      }
-    }
-    t1 = bench_now();
-    timed(&res, i, t0, t1);
-    close(f);
-  }
-  w = write(fd, &res, sizeof res);
-  if (!res.failed)
-    fprintf(stderr, "mapkv-bench: write+fdatasync: fillsync %.0f ops/s\n",
-            res.value);
-  unlink(path);
-  free(path);
-  free(rec);
-  free(g.patterns);
-  return res.failed || w != (ssize_t)sizeof res;
 }
