@@ -685,8 +685,7 @@ static void test_batch_visibility_under_readers(void **state) {
   assert_rc(mapkv_close(s.db), 0);
 }
 
-/* ---- deletions move index entries under readers ---------------------------
- */
+/* ---- deletions move index entries under readers -------------------------- */
 
 #define POOL   256 /* key names, reused cyclically */
 #define WINDOW 96  /* keys present at a time */

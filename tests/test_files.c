@@ -37,8 +37,7 @@
                mapkv_strerror(want_));                                         \
   } while (0)
 
-/* ---- fixture: paths made by a test are removed in teardown ----------------
- */
+/* ---- fixture: paths made by a test are removed in teardown --------------- */
 
 #define FX_PATHS 16
 static struct {
@@ -136,8 +135,7 @@ static void split(const char *path, char *dir, char *base, size_t cap) {
   snprintf(base, cap, "%s", slash + 1);
 }
 
-/* ---- mode and owner across compaction and salvage --------------------------
- */
+/* ---- mode and owner across compaction and salvage ------------------------ */
 
 static void test_compact_keeps_mode_and_owner(void **state) {
   const char *p = fx_path("files-perm");
@@ -354,8 +352,7 @@ static void test_not_regular_files(void **state) {
   close(sock);
 }
 
-/* ---- leftovers of processes that died --------------------------------------
- */
+/* ---- leftovers of processes that died ------------------------------------ */
 
 static long dead_pid(void) {
   pid_t p = fork();
@@ -464,8 +461,7 @@ static void test_killed_create_leaves_nothing_for_long(void **state) {
   assert_int_equal(count_prefixed(dir, prefix), 0);
 }
 
-/* ---- the file changed underneath ------------------------------------------
- */
+/* ---- the file changed underneath ----------------------------------------- */
 
 static void test_store_replaced_while_open(void **state) {
   const char *p = fx_path("files-moved");
@@ -498,8 +494,7 @@ static void test_store_replaced_while_open(void **state) {
   assert_rc(mapkv_close(db), MAPKV_EMOVED);
 }
 
-/* ---- handles used the wrong way -------------------------------------------
- */
+/* ---- handles used the wrong way ------------------------------------------ */
 
 static void test_handle_misuse(void **state) {
   const char *p = fx_path("files-misuse");

@@ -24,8 +24,7 @@ static const uint8_t MAGIC[8] = {0x4D, 0x41, 0x50, 0x4B,
                                  0x56, 0x00, 0x1A, 0x0A};
 #define FID 0x0123456789ABCDEFull
 
-/* ---- helpers --------------------------------------------------------------
- */
+/* ---- helpers ------------------------------------------------------------- */
 
 static mapkv__header sample_header(void) {
   mapkv__header h;
@@ -96,8 +95,7 @@ static int decode_exact(const uint8_t *src, size_t n, uint64_t fid, int verify,
   return rc;
 }
 
-/* ---- header ---------------------------------------------------------------
- */
+/* ---- header -------------------------------------------------------------- */
 
 static void test_header_roundtrip(void **state) {
   (void)state;
@@ -527,8 +525,7 @@ static void test_header_two_intact_copies(void **state) {
   free(p);
 }
 
-/* ---- records --------------------------------------------------------------
- */
+/* ---- records ------------------------------------------------------------- */
 
 /* Encodes into an exact-size heap buffer; *n receives the size. */
 static uint8_t *encode_rec(uint8_t type, uint8_t flags, uint64_t seq,

@@ -38,8 +38,7 @@
 /* Hash bits that are neither tag nor home (in tables up to 2^24 slots). */
 #define MID_MASK (MAPKV__IX_OFFMASK & ~MAPKV__IX_TAGMASK)
 
-/* ---- simulated records ----------------------------------------------------
- */
+/* ---- simulated records --------------------------------------------------- */
 
 typedef struct fake {
   uint64_t *hash; /* by record number */
@@ -176,8 +175,7 @@ static void check_table(const mapkv__index *ix, const fake *f) {
   assert_true(ix->count * 4 <= slots * 3);
 }
 
-/* ---- init and slot layout -------------------------------------------------
- */
+/* ---- init and slot layout ------------------------------------------------ */
 
 static void test_index_init_sizes(void **state) {
   (void)state;
@@ -343,8 +341,7 @@ static void test_index_init_expected_no_growth(void **state) {
   }
 }
 
-/* ---- the reference model --------------------------------------------------
- */
+/* ---- the reference model ------------------------------------------------- */
 
 typedef struct model {
   uint64_t *off; /* by key: offset of its newest record, 0 if absent */
@@ -460,8 +457,7 @@ static void test_index_model_small_keyspace(void **state) {
   run_model(0, 3000, 200000, 5);
 }
 
-/* ---- collisions -----------------------------------------------------------
- */
+/* ---- collisions ---------------------------------------------------------- */
 
 /* The offsets the probe for h returns, in order. */
 static size_t probe_all(const mapkv__index *ix, uint64_t h, uint64_t *out,
@@ -593,8 +589,7 @@ static void test_index_same_home_other_tags(void **state) {
   fake_free(&f);
 }
 
-/* ---- backward-shift deletion at the end of the table ----------------------
- */
+/* ---- backward-shift deletion at the end of the table --------------------- */
 
 /* A hash with the given home in a 16-slot table and the tag uniq. */
 static uint64_t h16(unsigned home, unsigned uniq) {
@@ -750,8 +745,7 @@ static void test_index_wraparound_random(void **state) {
   fake_free(&f);
 }
 
-/* ---- load, memory, reserve ------------------------------------------------
- */
+/* ---- load, memory, reserve ----------------------------------------------- */
 
 static void test_index_load_and_memory(void **state) {
   (void)state;
@@ -962,8 +956,7 @@ static void test_index_reserve_overflow(void **state) {
              rc);
 }
 
-/* ---- tables of 2^24 and 2^25 slots ---------------------------------------
- */
+/* ---- tables of 2^24 and 2^25 slots --------------------------------------- */
 
 /* A hash with top 24 bits t, bit 39 (the 25th home bit) b, middle bits mid
  * and tag `tag`. */

@@ -57,8 +57,7 @@ static int count_fds(void) {
 static const int all_access[] = {MMF_ACCESS_DEFAULT, MMF_ACCESS_READ,
                                  MMF_ACCESS_WRITE, MMF_ACCESS_COPY};
 
-/* ---- constants --------------------------------------------------------------
- */
+/* ---- constants ----------------------------------------------------------- */
 
 static void test_constants(void **state) {
   (void)state;
@@ -77,8 +76,7 @@ static void test_constants(void **state) {
   assert_int_equal(MMF_MADV_NORMAL, MADV_NORMAL);
 }
 
-/* ---- construction (§B)
- * ------------------------------------------------------- */
+/* ---- construction (§B) --------------------------------------------------- */
 
 /* B7: length 0 of an empty file, in every mode. */
 static void test_open_empty_file(void **state) {
@@ -608,8 +606,7 @@ static void test_open_trackfd(void **state) {
   assert_int_equal(mmf_len(m), PS);
 }
 
-/* ---- access modes (§B5, §G, §I3, §K1) ---------------------------------------
- */
+/* ---- access modes (§B5, §G, §I3, §K1) ------------------------------------ */
 
 static int hook_calls;
 static int64_t hook_off, hook_len;
@@ -797,8 +794,7 @@ static void test_private_default_writable_resizable(void **state) {
   free(zeros);
 }
 
-/* ---- len vs size (§D)
- * -------------------------------------------------------- */
+/* ---- len vs size (§D) ---------------------------------------------------- */
 
 static void test_len_vs_size(void **state) {
   const char *path;
@@ -840,8 +836,7 @@ static void test_len_vs_size(void **state) {
   (void)path;
 }
 
-/* ---- closed maps (§C)
- * ---------------------------------------------------------- */
+/* ---- closed maps (§C) ---------------------------------------------------- */
 
 static void test_closed_map_operations(void **state) {
   int fd = fx_file(NULL, (size_t)(2 * PS), NULL);
@@ -1008,8 +1003,7 @@ static void test_close_releases_and_no_msync(void **state) {
   assert_int_equal(msync_calls, 1);
 }
 
-/* ---- repr (§N1)
- * ------------------------------------------------------------------ */
+/* ---- repr (§N1) ---------------------------------------------------------- */
 
 static void test_repr(void **state) {
   int fd = fx_file(NULL, (size_t)(3 * PS), NULL);
@@ -1056,8 +1050,7 @@ static void test_repr(void **state) {
   assert_string_equal(repr, want);
 }
 
-/* ---- errors
- * ------------------------------------------------------------------------- */
+/* ---- errors -------------------------------------------------------------- */
 
 static void test_strerror_and_is_oserror(void **state) {
   (void)state;
@@ -1138,8 +1131,7 @@ static void test_errmsg_is_thread_local(void **state) {
   assert_string_equal(mmf_errmsg(), "unknown seek type");
 }
 
-/* ---- fault injection at open
- * ------------------------------------------------------- */
+/* ---- fault injection at open --------------------------------------------- */
 
 static int mmap_calls, mmap_fail_at, last_dup = -1;
 static void *mmap_placeholder;

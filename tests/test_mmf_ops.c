@@ -48,8 +48,7 @@ static uint64_t rng(void) {
   return rng_state;
 }
 
-/* ---- read / read_byte / readline (§E) ---------------------------------------
- */
+/* ---- read / read_byte / readline (§E) ------------------------------------ */
 
 static void test_read(void **state) {
   uint8_t data[256], buf[300];
@@ -180,8 +179,7 @@ static void test_readline(void **state) {
   assert_memory_equal(buf, "abcdef", 6);
 }
 
-/* ---- seek / tell (§H)
- * --------------------------------------------------------- */
+/* ---- seek / tell (§H) ---------------------------------------------------- */
 
 static void test_seek(void **state) {
   int64_t np = -7;
@@ -250,8 +248,7 @@ static void test_seek(void **state) {
   assert_int_equal(mmf_tell(m), 50);
 }
 
-/* ---- write / write_byte (§G)
- * ---------------------------------------------------- */
+/* ---- write / write_byte (§G) --------------------------------------------- */
 
 static void test_write(void **state) {
   const char *path;
@@ -322,8 +319,7 @@ static void test_write_byte(void **state) {
   expect_map(m, 0, "xY\xffz", 4);
 }
 
-/* ---- find / rfind (§F)
- * ------------------------------------------------------------ */
+/* ---- find / rfind (§F) --------------------------------------------------- */
 
 static int64_t find(const mmf_t *m, const char *sub, const int64_t *start,
                     const int64_t *end) {
@@ -673,8 +669,7 @@ static void test_rfind_many_matches(void **state) {
   free(hay);
 }
 
-/* ---- items (§M1, §M4)
- * ----------------------------------------------------------- */
+/* ---- items (§M1, §M4) ---------------------------------------------------- */
 
 static void test_get_item(void **state) {
   mmf_t *m = file_with("0123456789", 10, NULL), *a;
@@ -741,8 +736,7 @@ static void test_set_item(void **state) {
               10);
 }
 
-/* ---- slices (§M2, §M5)
- * --------------------------------------------------------- */
+/* ---- slices (§M2, §M5) --------------------------------------------------- */
 
 /* The indices of s[i:j:k] for a sequence of length len, following the
  * language reference: start/stop default to the ends for the sign of k;
@@ -996,8 +990,7 @@ static void test_slice_model(void **state) {
   }
 }
 
-/* ---- move (§J)
- * --------------------------------------------------------------------- */
+/* ---- move (§J) ----------------------------------------------------------- */
 
 static void test_move_python_cases(void **state) {
   const char *path;
@@ -1091,8 +1084,7 @@ static void test_move_bounds(void **state) {
   assert_int_equal(mmf_tell(m), 4);
 }
 
-/* ---- flush (§I, Q4)
- * ------------------------------------------------------------------ */
+/* ---- flush (§I, Q4) ------------------------------------------------------ */
 
 static struct {
   int n;
@@ -1285,8 +1277,7 @@ static void test_flush_anonymous(void **state) {
   assert_int_equal(syncs.n, 3);
 }
 
-/* ---- madvise (§L)
- * -------------------------------------------------------------------- */
+/* ---- madvise (§L) -------------------------------------------------------- */
 
 static struct {
   int n;

@@ -83,8 +83,7 @@ static int fx_sparse(int64_t size, const char **path) {
   return fd;
 }
 
-/* ---- resize of file-backed maps (§K)
- * ----------------------------------------------- */
+/* ---- resize of file-backed maps (§K) ------------------------------------- */
 
 /* Python's test_basic, resize part, and growing again. */
 static void test_resize_file_up_down(void **state) {
@@ -486,8 +485,7 @@ static void test_resize_file_model_reserved(void **state) {
   resize_walk(6 * PS);
 }
 
-/* ---- reservations (mmf_open_reserved)
- * ------------------------------------------------ */
+/* ---- reservations (mmf_open_reserved) ------------------------------------ */
 
 static void test_reserved_shared_file(void **state) {
   const char *path;
@@ -727,8 +725,7 @@ static void test_reserved_alignment(void **state) {
   assert_int_equal(mmf_close(m), 0);
 }
 
-/* ---- files over 4 GiB
- * ---------------------------------------------------------------- */
+/* ---- files over 4 GiB ---------------------------------------------------- */
 
 /* Python's test_large_offset and test_large_filesize, and writes. */
 static void test_large_offset(void **state) {
@@ -886,8 +883,7 @@ static void test_resize_across_4g(void **state) {
   }
 }
 
-/* ---- fault injection around resize and flush
- * ----------------------------------------- */
+/* ---- fault injection around resize and flush ----------------------------- */
 
 static int failing_ftruncate(int fd, off_t len) {
   (void)fd;

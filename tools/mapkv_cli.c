@@ -200,8 +200,7 @@ void cli_catch_signals(int pipe_too) {
     sigaction(SIGPIPE, &sa, NULL);
 }
 
-/* ---- bulk writer ----------------------------------------------------------
- */
+/* ---- bulk writer --------------------------------------------------------- */
 
 #define BULK_RECORDS 10000
 #define BULK_BYTES   (64u << 20)

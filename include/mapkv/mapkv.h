@@ -130,8 +130,7 @@ MAPKV_API const char *mapkv_strerror(int code);
  * Valid until the next mapkv_* call on this thread. Never NULL. */
 MAPKV_API const char *mapkv_errmsg(void);
 
-/* ---- Opening and closing ---------------------------------------------------
- */
+/* ---- Opening and closing ------------------------------------------------- */
 
 /** Opaque store handle. */
 typedef struct mapkv mapkv_t;
@@ -268,8 +267,7 @@ MAPKV_API int mapkv_open(const char *path, const mapkv_options *opts,
  */
 MAPKV_API int mapkv_close(mapkv_t *db);
 
-/* ---- Single operations ------------------------------------------------------
- */
+/* ---- Single operations --------------------------------------------------- */
 
 /**
  * Stores value under key (replacing any previous value) as one atomic,
@@ -336,8 +334,7 @@ MAPKV_API int mapkv_del(mapkv_t *db, const void *key, size_t klen);
  * record fails its checksum). */
 MAPKV_API int mapkv_exists(mapkv_t *db, const void *key, size_t klen);
 
-/* ---- Atomic batches
- * ------------------------------------------------------------ */
+/* ---- Atomic batches ------------------------------------------------------ */
 
 /** A write batch: puts and deletes that become visible and durable together
  * or not at all. Owned by the caller until commit or abort. */
@@ -363,8 +360,7 @@ MAPKV_API int mapkv_batch_commit(mapkv_batch_t *b);
 /** Discards the batch and frees it. NULL is a no-op. */
 MAPKV_API void mapkv_batch_abort(mapkv_batch_t *b);
 
-/* ---- Iteration
- * -------------------------------------------------------------------- */
+/* ---- Iteration ----------------------------------------------------------- */
 
 /** A cursor over the live records (in file order, not key order). */
 typedef struct mapkv_cursor mapkv_cursor_t;
@@ -393,8 +389,7 @@ MAPKV_API int mapkv_cursor_next(mapkv_cursor_t *c, const void **key,
 /** Frees the cursor. NULL is a no-op. */
 MAPKV_API void mapkv_cursor_close(mapkv_cursor_t *c);
 
-/* ---- Maintenance
- * ------------------------------------------------------------------ */
+/* ---- Maintenance --------------------------------------------------------- */
 
 /** Makes every commit so far durable (one msync of the unflushed pages).
  * @return 0, MAPKV_EREADONLY, MAPKV_EMOVED (durable, but in a file the
@@ -482,8 +477,7 @@ typedef void (*mapkv_damage_fn)(void *ctx, uint64_t offset, uint64_t length,
 MAPKV_API int mapkv_verify(mapkv_t *db, mapkv_damage_fn report, void *ctx,
                            uint64_t *damaged);
 
-/* ---- Salvage and upgrade --------------------------------------------------
- */
+/* ---- Salvage and upgrade ------------------------------------------------- */
 
 /** Flags of mapkv_recover(). */
 #define MAPKV_RECOVER_FORCE 0x1u /**< rewrite in place even without damage */

@@ -7,11 +7,13 @@
  * (current main). Where Python raises an exception, the function returns a
  * negative error code, one per exception class:
  *
- *   ValueError     MMF_EVALUE      (and MMF_ECLOSED for "mmap closed or
- * invalid") TypeError      MMF_ETYPE       (writes to a read-only map, resize
- * of a copy map) IndexError     MMF_EINDEX OverflowError  MMF_EOVERFLOW
- *   BufferError    MMF_EBUFFER     (close or resize while buffers are exported)
- *   OSError        -errno          (the errno of the failing system call)
+ *   ValueError     MMF_EVALUE     (and MMF_ECLOSED: "mmap closed or invalid")
+ *   TypeError      MMF_ETYPE      (writes to a read-only map, resize of a
+ *                                  copy map)
+ *   IndexError     MMF_EINDEX
+ *   OverflowError  MMF_EOVERFLOW
+ *   BufferError    MMF_EBUFFER    (close or resize while buffers are exported)
+ *   OSError        -errno         (the errno of the failing system call)
  *
  * mmf_strerror() turns any code into text; mmf_errmsg() returns the message
  * of the last failure on the calling thread, naming the exact condition in
@@ -201,8 +203,7 @@ MMF_API void mmf_free(mmf_t *m);
 /** Python: the `closed` property. 1 if closed (or m is NULL), else 0. */
 MMF_API int mmf_closed(const mmf_t *m);
 
-/* ---- Sizes and position ---------------------------------------------------
- */
+/* ---- Sizes and position -------------------------------------------------- */
 
 /** Python: len(m). The map length (>= 0) or MMF_ECLOSED. */
 MMF_API int64_t mmf_len(const mmf_t *m);
@@ -228,8 +229,7 @@ MMF_API int mmf_seekable(const mmf_t *m);
  */
 MMF_API int mmf_seek(mmf_t *m, int64_t pos, int whence, int64_t *newpos);
 
-/* ---- Stream access at the position -----------------------------------------
- */
+/* ---- Stream access at the position --------------------------------------- */
 
 /**
  * Python: read(n). n < 0 means "to the end". Copies min(n, len - pos) bytes
@@ -263,8 +263,7 @@ MMF_API int64_t mmf_write(mmf_t *m, const void *data, size_t len);
  * MMF_ECLOSED, MMF_ETYPE, MMF_EVALUE ("write byte out of range"). */
 MMF_API int mmf_write_byte(mmf_t *m, int value);
 
-/* ---- Search -----------------------------------------------------------------
- */
+/* ---- Search -------------------------------------------------------------- */
 
 /**
  * Python: find(sub, start, end). start NULL = the position; end is used only
@@ -283,8 +282,7 @@ MMF_API int mmf_rfind(const mmf_t *m, const void *sub, size_t sublen,
                       const int64_t *start, const int64_t *end,
                       int64_t *result);
 
-/* ---- Items and slices -------------------------------------------------------
- */
+/* ---- Items and slices ---------------------------------------------------- */
 
 /** Python: m[i]. The byte value or MMF_ECLOSED, MMF_EINDEX. */
 MMF_API int mmf_get_item(const mmf_t *m, int64_t i);
@@ -311,8 +309,7 @@ MMF_API int mmf_get_slice(const mmf_t *m, const int64_t *start,
 MMF_API int mmf_set_slice(mmf_t *m, const int64_t *start, const int64_t *stop,
                           const int64_t *step, const void *data, size_t len);
 
-/* ---- Whole-map operations ---------------------------------------------------
- */
+/* ---- Whole-map operations ------------------------------------------------ */
 
 /** Python: move(dest, src, count) (memmove). Errors: MMF_ECLOSED, MMF_ETYPE,
  * MMF_EVALUE ("source, destination, or count out of range"). */
@@ -351,8 +348,7 @@ MMF_API int mmf_madvise(mmf_t *m, int option, int64_t start,
  */
 MMF_API int mmf_resize(mmf_t *m, int64_t newsize);
 
-/* ---- Buffer protocol and zero-copy access
- * ------------------------------------ */
+/* ---- Buffer protocol and zero-copy access -------------------------------- */
 
 /**
  * The mapped bytes: *ptr and *len (either may be NULL). The pointer is valid
@@ -385,8 +381,7 @@ MMF_API int64_t mmf_offset(const mmf_t *m);
 /** The reserved address space in bytes (0 if none), or MMF_ECLOSED. */
 MMF_API int64_t mmf_reserved(const mmf_t *m);
 
-/* ---- Fault injection
- * ---------------------------------------------------------- */
+/* ---- Fault injection ----------------------------------------------------- */
 
 /**
  * Called after every successful msync of a shared file-backed map with the file

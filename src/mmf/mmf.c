@@ -50,8 +50,7 @@ struct mmf {
   void *hook_ctx;
 };
 
-/* ---- System call table ----------------------------------------------------
- */
+/* ---- System call table --------------------------------------------------- */
 
 static void *sys_mmap(void *addr, size_t len, int prot, int flags, int fd,
                       off_t off) {
@@ -147,8 +146,7 @@ const char *mmf_errmsg(void) { return errmsg_buf; }
 
 int mmf_is_oserror(int code) { return code < 0 && code > -4096; }
 
-/* ---- Helpers ----------------------------------------------------------------
- */
+/* ---- Helpers ------------------------------------------------------------- */
 
 int64_t mmf_pagesize(void) { return (int64_t)sysconf(_SC_PAGESIZE); }
 
@@ -203,8 +201,7 @@ static void *reserve_aligned(int64_t span, int64_t offset) {
   return raw + head;
 }
 
-/* ---- Construction
- * ------------------------------------------------------------- */
+/* ---- Construction -------------------------------------------------------- */
 
 int mmf_open(mmf_t **out, int fd, int64_t length, int flags, int prot,
              int access, int64_t offset, int trackfd) {
@@ -355,8 +352,7 @@ void mmf_free(mmf_t *m) {
 
 int mmf_closed(const mmf_t *m) { return m == NULL || m->data == NULL; }
 
-/* ---- Sizes and position
- * ----------------------------------------------------------- */
+/* ---- Sizes and position -------------------------------------------------- */
 
 int64_t mmf_len(const mmf_t *m) {
   CHECK_VALID(m);
@@ -414,8 +410,7 @@ int mmf_seek(mmf_t *m, int64_t dist, int whence, int64_t *newpos) {
   return 0;
 }
 
-/* ---- Stream access
- * ------------------------------------------------------------------ */
+/* ---- Stream access ------------------------------------------------------- */
 
 static int64_t remaining(const mmf_t *m) {
   return m->pos < m->size ? m->size - m->pos : 0;
@@ -495,9 +490,7 @@ int mmf_write_byte(mmf_t *m, int value) {
   return 0;
 }
 
-/* ---- Search
- * ----------------------------------------------------------------------------
- */
+/* ---- Search -------------------------------------------------------------- */
 
 /* Python's clamp of a find/rfind bound: negative counts from the end. */
 static int64_t clamp_bound(int64_t v, int64_t size) {
@@ -577,8 +570,7 @@ int mmf_rfind(const mmf_t *m, const void *sub, size_t sublen,
   return find_impl(m, sub, sublen, start, end, 1, result);
 }
 
-/* ---- Items and slices
- * ---------------------------------------------------------------------- */
+/* ---- Items and slices ---------------------------------------------------- */
 
 int mmf_get_item(const mmf_t *m, int64_t i) {
   CHECK_VALID(m);
@@ -682,8 +674,7 @@ int mmf_set_slice(mmf_t *m, const int64_t *startp, const int64_t *stopp,
   return 0;
 }
 
-/* ---- Whole-map operations
- * ------------------------------------------------------------------- */
+/* ---- Whole-map operations ------------------------------------------------ */
 
 int mmf_move(mmf_t *m, int64_t dest, int64_t src, int64_t count) {
   CHECK_VALID(m);
@@ -822,8 +813,7 @@ int mmf_resize(mmf_t *m, int64_t newsize) {
   return resize_moving(m, newsize);
 }
 
-/* ---- Buffers, introspection, hooks
- * ----------------------------------------------------------- */
+/* ---- Buffers, introspection, hooks --------------------------------------- */
 
 int mmf_data(const mmf_t *m, void **ptr, int64_t *len) {
   CHECK_VALID(m);

@@ -15,8 +15,7 @@
 #include <sys/types.h>
 
 struct mmf__sys {
-  void *(*mmap)(void *addr, size_t len, int prot, int flags, int fd,
-                off_t off);
+  void *(*mmap)(void *addr, size_t len, int prot, int flags, int fd, off_t off);
   int (*munmap)(void *addr, size_t len);
   /* mremap with MREMAP_MAYMOVE; NULL-equivalent MAP_FAILED on error. */
   void *(*mremap_maymove)(void *old, size_t old_len, size_t new_len);

@@ -88,9 +88,8 @@ int mapkv_compact(mapkv_t *db) {
     rc = mapkv__fail(MAPKV_ENOMEM, "out of memory");
     goto out;
   }
-  if ((rc = mapkv__log_create_beside(&nl, &db->log, tmp,
-                                     MAPKV__HDR_PAGE + db->map.live_bytes)) !=
-      0)
+  if ((rc = mapkv__log_create_beside(
+           &nl, &db->log, tmp, MAPKV__HDR_PAGE + db->map.live_bytes)) != 0)
     goto out;
   made = 1;
   if ((rc = mapkv__keymap_init(&nm, &nl,

@@ -82,8 +82,8 @@ static uint64_t rec_size_at(const mapkv__log *lg, uint64_t off) {
 uint64_t mapkv__keymap_live_size(const mapkv__keymap *km, uint64_t off) {
   mapkv__rec r;
   /* Only stores with marked keys have entries for damaged records. */
-  if (km->nmarked > 0 && mapkv__log_decode(km->lg, off, km->lg->cap - off, 1,
-                                           &r) != MAPKV__REC_OK)
+  if (km->nmarked > 0 &&
+      mapkv__log_decode(km->lg, off, km->lg->cap - off, 1, &r) != MAPKV__REC_OK)
     return 0;
   return rec_size_at(km->lg, off);
 }

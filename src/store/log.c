@@ -73,7 +73,8 @@ static int write_header_page(int fd, const mapkv__header *h, const char *name) {
 }
 
 /* Creates the store file at path (see the top of this file). */
-static int create_file(const char *path, uint64_t page, const mapkv_options *o) {
+static int create_file(const char *path, uint64_t page,
+                       const mapkv_options *o) {
   mapkv__header h;
   char *tmp;
   int fd, rc;
@@ -86,8 +87,7 @@ static int create_file(const char *path, uint64_t page, const mapkv_options *o) 
   h.sealed_end = MAPKV__HDR_PAGE;
   h.created = (uint64_t)time(NULL);
   h.max_key = o->max_key_size ? o->max_key_size : MAPKV_DEFAULT_KEY_MAX;
-  h.max_value =
-      o->max_value_size ? o->max_value_size : MAPKV_DEFAULT_VALUE_MAX;
+  h.max_value = o->max_value_size ? o->max_value_size : MAPKV_DEFAULT_VALUE_MAX;
   if ((rc = new_file_id(&h.file_id, 0)) != 0)
     return rc;
   /* A name of our own: creators racing on one path must not meet here,
@@ -341,7 +341,8 @@ int mapkv__log_open(mapkv__log *lg, const char *path, const mapkv_options *o) {
   }
   lg->cap = (uint64_t)st.st_size;
   /* A writer reserves room to grow in place; a reader never grows. */
-  reserve = lg->readonly ? lg->cap : (o->reserve ? o->reserve : DEFAULT_RESERVE);
+  reserve =
+      lg->readonly ? lg->cap : (o->reserve ? o->reserve : DEFAULT_RESERVE);
   if (!lg->readonly && reserve < 2 * lg->cap)
     reserve = 2 * lg->cap;
   if (reserve > MAPKV_FILE_MAX)
@@ -466,8 +467,8 @@ int mapkv__log_reserve_room(const mapkv__log *lg, uint64_t need,
   if (lg->cap < initial_size) {
     cap = initial_size;
   } else {
-    grow = lg->cap / GROWTH_DIV > growth_step ? lg->cap / GROWTH_DIV
-                                              : growth_step;
+    grow =
+        lg->cap / GROWTH_DIV > growth_step ? lg->cap / GROWTH_DIV : growth_step;
     cap = lg->cap + grow;
   }
   cap = mapkv__log_page_up(lg, cap < want ? want : cap);

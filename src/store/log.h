@@ -67,11 +67,10 @@ void mapkv__log_close(mapkv__log *lg);
 /* The record at offset off, of the log's format version (avail readable
  * bytes from there). */
 static inline int mapkv__log_decode(const mapkv__log *lg, uint64_t off,
-                                    uint64_t avail, int verify,
-                                    mapkv__rec *r) {
+                                    uint64_t avail, int verify, mapkv__rec *r) {
   if (lg->rec_head == MAPKV__REC_HEAD_V1)
-    return mapkv__rec_decode_v1(lg->base + off, avail, lg->hdr.file_id,
-                                verify, r);
+    return mapkv__rec_decode_v1(lg->base + off, avail, lg->hdr.file_id, verify,
+                                r);
   return mapkv__rec_decode(lg->base + off, avail, lg->hdr.file_id, verify, r);
 }
 

@@ -68,8 +68,8 @@ static int lookup_stable(mapkv_t *db, const void *key, size_t klen,
 
 int mapkv_get(mapkv_t *db, const void *key, size_t klen, void *buf, size_t cap,
               size_t *vlen) {
-  const uint8_t *v;
-  size_t n;
+  const uint8_t *v = NULL;
+  size_t n = 0;
   int rc;
   if (db == NULL || (buf == NULL && cap > 0))
     return mapkv__fail(MAPKV_EINVAL, "NULL handle or buffer");
@@ -90,8 +90,8 @@ int mapkv_get(mapkv_t *db, const void *key, size_t klen, void *buf, size_t cap,
 
 int mapkv_get_view(mapkv_t *db, const void *key, size_t klen, const void **val,
                    size_t *vlen) {
-  const uint8_t *v;
-  size_t n;
+  const uint8_t *v = NULL;
+  size_t n = 0;
   int rc;
   if (db == NULL || val == NULL)
     return mapkv__fail(MAPKV_EINVAL, "NULL handle or output");

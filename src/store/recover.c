@@ -176,11 +176,11 @@ int mapkv__recover(mapkv__log *lg, mapkv__keymap *km, uint64_t expected_keys,
     found->truncated_bytes = b.sealed - lg->cap;
     b.sealed = lg->cap;
   }
-  if (found->clean_open && lg->hdr.live_records <= lg->cap / MAPKV__REC_OVERHEAD)
+  if (found->clean_open &&
+      lg->hdr.live_records <= lg->cap / MAPKV__REC_OVERHEAD)
     expect = lg->hdr.live_records;
-  if ((rc = mapkv__keymap_init(km, lg, expect > expected_keys ? expect
-                                                              : expected_keys)) !=
-      0)
+  if ((rc = mapkv__keymap_init(
+           km, lg, expect > expected_keys ? expect : expected_keys)) != 0)
     return rc;
   if ((rc = mapkv__scan(lg, lg->cap, &cb, &res)) != 0 ||
       (rc = queue_drain(&b)) != 0)
@@ -226,8 +226,7 @@ int mapkv__recover(mapkv__log *lg, mapkv__keymap *km, uint64_t expected_keys,
   mapkv__keymap_seal_marks(km);
 
   found->recovered_batches = res.batches;
-  found->dropped_tail_bytes =
-      res.nonzero_end > end ? res.nonzero_end - end : 0;
+  found->dropped_tail_bytes = res.nonzero_end > end ? res.nonzero_end - end : 0;
   found->dropped_tail_records = tail.intact;
   found->damaged_regions = res.damaged;
   found->damaged_bytes = res.damaged_bytes;

@@ -137,7 +137,8 @@ int mapkv_recover_size(const char *path, const char *out, unsigned flags,
                        "any mapkv_recover_info");
   if ((rc = mapkv__os_resolve(path, &real)) != 0)
     return mapkv__fail(rc, "%s: %s", path, strerror(-rc));
-  if (out == NULL && (rc = mapkv__lock_path(real, lock_timeout_ms, &lockfd)) != 0)
+  if (out == NULL &&
+      (rc = mapkv__lock_path(real, lock_timeout_ms, &lockfd)) != 0)
     goto done;
   if (out != NULL && lstat(out, &st) == 0) {
     rc = mapkv__fail(-EEXIST,

@@ -127,8 +127,7 @@ static int damage(scanner *s, uint64_t from, uint64_t to, const char *what) {
   return 0;
 }
 
-uint64_t mapkv__next_marker(const mapkv__log *lg, uint64_t from,
-                            uint64_t end) {
+uint64_t mapkv__next_marker(const mapkv__log *lg, uint64_t from, uint64_t end) {
   int64_t start = (int64_t)from + 1, stop = (int64_t)end, at;
   if (start >= stop ||
       mmf_find(lg->map, mapkv__marker, 2, &start, &stop, &at) != 0 || at < 0)
@@ -190,8 +189,7 @@ static int accept(scanner *s, uint64_t end, uint64_t seq) {
   return 0;
 }
 
-uint64_t mapkv__skip_damage(const mapkv__log *lg, uint64_t from,
-                            uint64_t end) {
+uint64_t mapkv__skip_damage(const mapkv__log *lg, uint64_t from, uint64_t end) {
   mapkv__rec r;
   for (uint64_t at = mapkv__next_marker(lg, from, end); at < end;
        at = mapkv__next_marker(lg, at, end))
@@ -233,8 +231,8 @@ void mapkv__census(const mapkv__log *lg, uint64_t from, uint64_t to,
     int d = mapkv__log_decode(lg, pos, lg->cap - pos, 0, &r);
     if (d != MAPKV__REC_OK) {
       if (lenient && boundary && fn != NULL && d != MAPKV__REC_END &&
-          mapkv__rec_decode_lenient(lg->base + pos, lg->cap - pos,
-                                    lg->rec_head, &r) == 0)
+          mapkv__rec_decode_lenient(lg->base + pos, lg->cap - pos, lg->rec_head,
+                                    &r) == 0)
         fn(ctx, pos, &r);
       boundary = 0;
       pos = mapkv__next_marker(lg, pos, to);

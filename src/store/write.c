@@ -177,10 +177,9 @@ static int commit_ops(mapkv_t *db, const op *ops, size_t n) {
       if (hashes != NULL && i + APPLY_AHEAD < n)
         mapkv__index_prefetch(&km->ix, hashes[i + APPLY_AHEAD]);
       if (i < n)
-        rc = mapkv__keymap_apply(km, off, &r,
-                                 hashes != NULL
-                                     ? hashes[i]
-                                     : mapkv__index_hash(r.key, r.klen));
+        rc = mapkv__keymap_apply(
+            km, off, &r,
+            hashes != NULL ? hashes[i] : mapkv__index_hash(r.key, r.klen));
       assert(rc == 0); /* room was reserved */
       off += r.size;
       if (mapkv__test_pause != NULL)

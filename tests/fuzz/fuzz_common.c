@@ -83,8 +83,7 @@ const char *fuzz_path(int slot, const char *name) {
   return paths[slot & 7];
 }
 
-/* ---- Files ----------------------------------------------------------------
- */
+/* ---- Files --------------------------------------------------------------- */
 
 void fuzz_write_file(const char *path, const void *p, size_t n) {
   const uint8_t *b = p;
@@ -134,8 +133,7 @@ void fuzz_remove_store(const char *path) {
   unlink(p);
 }
 
-/* ---- Leak checks ----------------------------------------------------------
- */
+/* ---- Leak checks --------------------------------------------------------- */
 
 static int fd_baseline = -1;
 
@@ -195,8 +193,7 @@ void fuzz_leak_check(void) {
   }
 }
 
-/* ---- Deterministic file ids -----------------------------------------------
- */
+/* ---- Deterministic file ids ---------------------------------------------- */
 
 static uint64_t rng_state;
 

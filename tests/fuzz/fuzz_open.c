@@ -430,8 +430,7 @@ static void check_writable(const char *path, const obs *ro) {
   kvset_free(&model);
 }
 
-/* ---- The structure-aware mode ---------------------------------------------
- */
+/* ---- The structure-aware mode -------------------------------------------- */
 
 static uint8_t keybuf[16], valbuf[4096];
 
@@ -718,8 +717,7 @@ static uint8_t *build_structured(fuzz_in *in, size_t *out_n) {
   return img;
 }
 
-/* ---- The target ------------------------------------------------------------
- */
+/* ---- The target ---------------------------------------------------------- */
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc;

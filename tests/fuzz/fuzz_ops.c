@@ -109,8 +109,7 @@ typedef struct state {
 
 static uint8_t keybuf[KEY_MAX], valbuf[12 * 1024], getbuf[12 * 1024 + 16];
 
-/* ---- Input -----------------------------------------------------------------
- */
+/* ---- Input --------------------------------------------------------------- */
 
 static size_t gen_key(fuzz_in *in, uint8_t *k) {
   uint8_t c = fuzz_u8(in);
@@ -130,8 +129,7 @@ static size_t gen_val(fuzz_in *in) {
   return n;
 }
 
-/* ---- Model bookkeeping ----------------------------------------------------
- */
+/* ---- Model bookkeeping --------------------------------------------------- */
 
 static uint64_t live_bytes(const kvset *m) {
   uint64_t b = 0;
@@ -219,8 +217,7 @@ static void clear_batch(state *s) {
   s->nb = 0;
 }
 
-/* ---- Checks ----------------------------------------------------------------
- */
+/* ---- Checks -------------------------------------------------------------- */
 
 static void walk(mapkv_t *db, const void *prefix, size_t plen, kvset *out) {
   mapkv_cursor_t *c;
@@ -290,8 +287,7 @@ static void close_cursor(state *s) {
   s->cmod = s->cret = NULL;
 }
 
-/* ---- Operations -------------------------------------------------------------
- */
+/* ---- Operations ---------------------------------------------------------- */
 
 static int expect_size_error(const state *s, size_t kn, size_t vn) {
   if (kn > s->max_key)

@@ -47,8 +47,7 @@
 #include "bench.h"
 #include "workload.h"
 
-/* ---- readrandom_mt -------------------------------------------------------
- */
+/* ---- readrandom_mt ------------------------------------------------------- */
 
 typedef struct mt_ctx {
   run *r;
@@ -358,8 +357,7 @@ out:
   free(base);
 }
 
-/* ---- readprocs: the store's process (the writer) ---------------------------
- */
+/* ---- readprocs: the store's process (the writer) ------------------------- */
 
 #define RP_MAGIC 0x6d6b7270u /* "mkrp" */
 
@@ -661,8 +659,7 @@ void bench_read_procs(run *r, bench_result *res) {
   free(v);
 }
 
-/* ---- readprocs: a reader process -------------------------------------------
- */
+/* ---- readprocs: a reader process ----------------------------------------- */
 
 static void rp_fail(int out, const char *what) {
   rp_msg m;

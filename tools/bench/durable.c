@@ -89,8 +89,7 @@ static void verify_written(run *r, void *db, bench_result *res,
     bench_verify_sample(r, db, res, r->n, 1000);
 }
 
-/* ---- fillsync_empty --------------------------------------------------------
- */
+/* ---- fillsync_empty ------------------------------------------------------ */
 
 static void fill_sync_empty(run *r, const char *base) {
   bench_result res;
@@ -151,9 +150,7 @@ out:
   free(v);
 }
 
-/* ---- fillsync
- * ----------------------------------------------------------------
- */
+/* ---- fillsync ------------------------------------------------------------ */
 
 static void fill_sync(run *r, const char *dir) {
   bench_result res;
@@ -207,9 +204,7 @@ out:
   free(v);
 }
 
-/* ---- fillsync_mt
- * -------------------------------------------------------------
- */
+/* ---- fillsync_mt --------------------------------------------------------- */
 
 typedef struct fmt_ctx {
   run *r;
@@ -407,8 +402,7 @@ out:
   free(dir);
 }
 
-/* ---- the write+fdatasync baseline ------------------------------------------
- */
+/* ---- the write+fdatasync baseline ---------------------------------------- */
 
 int bench_run_fdatasync(const bench_config *cfg, const char *dir, int fd) {
   bench_result res;

@@ -221,8 +221,7 @@ static const bench_row *find_row(const bench_row *rows, size_t n,
   return NULL;
 }
 
-/* ---- text ------------------------------------------------------------------
- */
+/* ---- text ---------------------------------------------------------------- */
 
 static void text_row(const bench_config *cfg, const bench_row *rows, size_t n,
                      const bench_row *row, const bench_row *base, int w) {
@@ -424,8 +423,7 @@ void bench_report_text(const bench_config *cfg, const bench_info *info,
   }
 }
 
-/* ---- JSON ------------------------------------------------------------------
- */
+/* ---- JSON ---------------------------------------------------------------- */
 
 static void json_str(const char *s) {
   putchar('"');

@@ -143,8 +143,7 @@ uint32_t *bench_permutation(uint64_t n, uint64_t seed) {
   return p;
 }
 
-/* ---- keys and values --------------------------------------------------------
- */
+/* ---- keys and values ----------------------------------------------------- */
 
 int bench_kvgen_init(kvgen *g, const bench_config *cfg) {
   uint64_t s = cfg->seed ^ 0x5eed;
@@ -225,8 +224,7 @@ int bench_value_ok(const kvgen *g, uint64_t number, unsigned gen,
          memcmp(v + h, pat + h, g->vs - h) == 0;
 }
 
-/* ---- the run on one store
- * -------------------------------------------------------- */
+/* ---- the run on one store ------------------------------------------------ */
 
 static int selected(const run *r, int w) {
   return (r->cfg->workloads >> w) & 1u;

@@ -142,14 +142,12 @@ static inline int bench_more(uint64_t done, uint64_t quota, double t0,
  * spans. */
 void bench_spans(bench_result *res, const bench_span *s, int n);
 
-/* ---- concurrent.c --------------------------------------------------------
- */
+/* ---- concurrent.c -------------------------------------------------------- */
 void bench_read_random_mt(run *r, bench_result *res);
 void bench_read_while_writing(run *r, bench_result *res);
 void bench_read_procs(run *r, bench_result *res);
 
-/* ---- durable.c -----------------------------------------------------------
- */
+/* ---- durable.c ----------------------------------------------------------- */
 /** fillsync_empty, fillsync and fillsync_mt, as selected, each emitted;
  * base is the directory the stores are made from. */
 void bench_durable(run *r, const char *base);
