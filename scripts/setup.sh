@@ -3,7 +3,7 @@
 # already present (man-db and groff-base check the man pages). Run as root
 # (or with sudo available).
 set -eu
-pkgs="build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev valgrind libxxhash-dev libcmocka-dev lmdb-utils man-db groff-base"
+pkgs="build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev valgrind libxxhash-dev libcmocka-dev lmdb-utils man-db groff-base clang-format clang-tools gcovr"
 [ "${MAPKV_WITH_PEERS:-0}" = 1 ] && pkgs="$pkgs liblmdb-dev libleveldb-dev librocksdb-dev libsqlite3-dev libkyotocabinet-dev libtkrzw-dev libgdbm-dev"
 missing=""
 for p in $pkgs; do
