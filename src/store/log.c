@@ -520,6 +520,19 @@ int mapkv__log_recovered(mapkv__log *lg, uint64_t end, uint64_t seq,
   return 0;
 }
 
+int mapkv__log_write_durable(mapkv__log *lg, const void *buf, uint64_t n) {
+  int rc;
+  assert(!lg->readonly && lg->end + n <= lg->cap);
+  rc = mapkv__os_pwrite_all(lg->fd, buf, (size_t)n, (off_t)lg->end);
+  if (rc != 0)
+    rc = mapkv__fail(rc, "writing the data file: %s", strerror(-rc));
+  else
+    rc = mapkv__log_flush_to(lg, lg->end + n);
+  if (rc != 0)
+    mapkv__log_discard(lg, lg->end + n);
+  return rc;
+}
+
 int mapkv__log_flush_to(mapkv__log *lg, uint64_t upto) {
   uint64_t from = lg->flushed / lg->page * lg->page;
   int rc;

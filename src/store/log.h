@@ -124,6 +124,17 @@ static inline void mapkv__log_discard(mapkv__log *lg, uint64_t upto) {
   memset(lg->base + lg->end, 0, upto - lg->end);
 }
 
+/* Writes n bytes of records at the log's end through the file (not the
+ * mapping) and makes [flushed, end + n) durable; the end is not moved
+ * (mapkv__log_committed() publishes it). For durable commits: bytes
+ * stored through the mapping dirty its page-cache folio as a whole, which
+ * can be 2 MiB large (huge-page advice, readahead), and the flush then
+ * writes all of it; bytes written through the file dirty only the blocks
+ * they touch. Readers see them through the mapping all the same (one page
+ * cache). 0, or -errno / MAPKV_* of the write or the flush (the bytes
+ * are then zeroed: nothing points at them). */
+int mapkv__log_write_durable(mapkv__log *lg, const void *buf, uint64_t n);
+
 /* msync of the pages covering [flushed, upto); flushed = upto. */
 int mapkv__log_flush_to(mapkv__log *lg, uint64_t upto);
 

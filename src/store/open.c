@@ -75,6 +75,8 @@ static void db_free(mapkv_t *db) {
   mapkv__keymap_free(&db->map);
   mapkv__log_close(&db->log);
   free(db->hashes);
+  free(db->wbuf);
+  pthread_mutex_destroy(&db->qlock);
   pthread_rwlock_destroy(&db->rw);
   pthread_mutex_destroy(&db->wlock);
   free(db);
@@ -92,6 +94,7 @@ int mapkv_open(const char *path, const mapkv_options *opts, mapkv_t **out) {
     return mapkv__fail(MAPKV_ENOMEM, "out of memory");
   db->log.fd = -1;
   pthread_mutex_init(&db->wlock, NULL);
+  pthread_mutex_init(&db->qlock, NULL);
   /* Readers come and go all the time; the writer must not starve. */
   pthread_rwlockattr_init(&attr);
   pthread_rwlockattr_setkind_np(&attr,

@@ -49,6 +49,12 @@ struct mapkv {
   mapkv_stats rec;  /* recovery figures of the last open */
   uint64_t *hashes; /* writer's scratch: key hashes of a batch */
   size_t nhashes;
+  uint8_t *wbuf; /* writer's scratch: the records of a durable commit */
+  size_t wcap;
+  /* Durable commits waiting for the writer (write.c: group commit); the
+   * first is the one writing. */
+  pthread_mutex_t qlock;
+  struct mapkv__commit *qhead, *qtail;
   atomic_uint_fast64_t checksum_failures;
   atomic_uint_fast64_t version; /* odd while a commit changes the index */
   /* Batches and cursors not yet ended: mapkv_close() refuses while any

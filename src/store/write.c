@@ -7,13 +7,24 @@
  *      changes) and room in the index, so that nothing below can fail
  *      half-way;
  *   2. encode the records after the log's end (invisible: nothing points
- *      there), each naming the key's newest record before the batch
+ *      there), each naming the key's newest record before its batch
  *      (prev);
- *   3. with MAPKV_SYNC_COMMIT, msync the pages from the last flushed byte
- *      to the new end — one flush per commit; on failure the bytes are
- *      zeroed and the commit is not applied;
+ *   3. with MAPKV_SYNC_COMMIT, write them through the file and flush the
+ *      pages from the last flushed byte to the new end (log.c says why not
+ *      through the mapping) — one flush; on failure the bytes are zeroed
+ *      and the commit is not applied;
  *   4. point the key map at the new records and publish the new end,
  *      between mapkv__write_begin/end: readers see the batch all at once.
+ *
+ * Group commit: durable commits queue (qlock); the first in the queue
+ * writes, for itself and every commit queued behind it when it starts, in
+ * queue order, with one flush for all; the others wait for it (each on its
+ * own condition variable), and the next in the queue then writes for those
+ * that came meanwhile. Each caller returns once its own records are
+ * durable; commits become visible in queue order. A lone writer finds the
+ * queue empty and writes at once: nothing waits on a timer. Commits that
+ * are not durable (sync modes NONE and EXPLICIT) have nothing to share and
+ * take wlock directly.
  */
 #include <assert.h>
 #include <stdlib.h>
@@ -24,6 +35,8 @@
 
 /* Index slots prefetched this many operations ahead in a batch. */
 #define APPLY_AHEAD 16
+/* Commits one flush covers at most (bounding the group's scratch). */
+#define GROUP_MAX 64
 
 /* One operation of a commit. */
 typedef struct op {
@@ -31,6 +44,18 @@ typedef struct op {
   uint32_t klen, vlen;
   const void *key, *val;
 } op;
+
+/* A commit: its operations, and what became of them. */
+typedef struct mapkv__commit {
+  const op *ops;
+  size_t n;
+  int must_exist; /* mapkv_del(): MAPKV_NOTFOUND if the key is absent */
+  int rc;
+  uint64_t start, end; /* its records, once encoded */
+  int done;            /* written (or failed) by the commit ahead of it */
+  pthread_cond_t cv;
+  struct mapkv__commit *next;
+} commit;
 
 static int check_kv(const mapkv_t *db, const void *key, size_t klen,
                     const void *val, size_t vlen) {
@@ -79,88 +104,225 @@ static int make_room(mapkv_t *db, uint64_t need, size_t n) {
   return rc;
 }
 
-/* Writes ops as one batch. Caller holds wlock and has checked the ops. */
-static int commit_ops(mapkv_t *db, const op *ops, size_t n) {
+static uint64_t commit_bytes(const commit *c) {
+  uint64_t total = 0;
+  for (size_t i = 0; i < c->n; i++)
+    total += MAPKV__REC_OVERHEAD + (uint64_t)c->ops[i].klen + c->ops[i].vlen;
+  if (c->n > 1)
+    total += MAPKV__REC_OVERHEAD + MAPKV__COMMIT_VALUE;
+  return total;
+}
+
+/* The keys written by the commits of a group so far, so that a later
+ * commit of the group names them as prev and sees them in its
+ * must_exist check: the index does not have them yet. */
+typedef struct group_keys {
+  struct gk {
+    uint64_t hash, off;
+    uint8_t type;
+  } * e;
+  size_t mask, n;
+} group_keys;
+
+/* Where the record at off is while the group is encoded. */
+static const uint8_t *staged(const mapkv_t *db, const uint8_t *dst,
+                             uint64_t off) {
+  return dst + (off - db->log.end);
+}
+
+static const struct gk *group_find(const mapkv_t *db, const group_keys *g,
+                                   const uint8_t *dst, const op *o,
+                                   uint64_t hash) {
+  if (g->e == NULL)
+    return NULL;
+  for (size_t i = hash & g->mask; g->e[i].off != 0; i = (i + 1) & g->mask) {
+    const uint8_t *r = staged(db, dst, g->e[i].off);
+    if (g->e[i].hash == hash && mapkv__rec_klen_at(r) == o->klen &&
+        (o->klen == 0 ||
+         memcmp(r + MAPKV__REC_HEAD, o->key, o->klen) == 0))
+      return &g->e[i];
+  }
+  return NULL;
+}
+
+static void group_put(const mapkv_t *db, group_keys *g, const uint8_t *dst,
+                      const op *o, uint64_t hash, uint64_t off) {
+  struct gk *e = (struct gk *)group_find(db, g, dst, o, hash);
+  if (g->e == NULL)
+    return;
+  if (e == NULL) {
+    size_t i = hash & g->mask;
+    while (g->e[i].off != 0)
+      i = (i + 1) & g->mask;
+    e = &g->e[i];
+    e->hash = hash;
+    g->n++;
+  }
+  e->off = off;
+  e->type = o->type;
+}
+
+/* Writes the commits cs[0..count) as consecutive batches with one flush
+ * (durable mode) and applies them. Caller holds wlock and has checked the
+ * operations. Each commit's rc says what became of it. */
+static void write_group(mapkv_t *db, commit **cs, size_t count) {
   mapkv__log *lg = &db->log;
   mapkv__keymap *km = &db->map;
-  uint64_t total = 0, at, seq, hash1 = 0, prev1 = 0;
+  int durable = db->opts.sync_mode == MAPKV_SYNC_COMMIT;
+  uint64_t total = 0, nops = 0, at, seq, hash1 = 0, prev1 = 0;
   uint64_t *hashes = NULL;
-  uint8_t cval[MAPKV__COMMIT_VALUE];
+  group_keys g = {NULL, 0, 0};
+  uint8_t *dst;
   mapkv__probe p1;
   int rc;
 
-  for (size_t i = 0; i < n; i++)
-    total += MAPKV__REC_OVERHEAD + (uint64_t)ops[i].klen + ops[i].vlen;
-  if (n > 1)
-    total += MAPKV__REC_OVERHEAD + sizeof cval;
-  if (lg->seq + n + 1 > MAPKV__SEQ_MAX)
-    return mapkv__fail(MAPKV_EFULL, "sequence numbers exhausted");
-  if ((rc = make_room(db, total, n)) != 0)
-    return rc;
+  for (size_t k = 0; k < count; k++) {
+    total += commit_bytes(cs[k]);
+    nops += cs[k]->n;
+  }
+  if (lg->seq + nops + count > MAPKV__SEQ_MAX) {
+    for (size_t k = 0; k < count; k++)
+      cs[k]->rc = mapkv__fail(MAPKV_EFULL, "sequence numbers exhausted");
+    return;
+  }
+  if ((rc = make_room(db, total, nops)) != 0) {
+    /* Not room for all (a full disk, a full store): each on its own, so
+     * that those that fit are written. */
+    if (count > 1) {
+      for (size_t k = 0; k < count; k++)
+        write_group(db, &cs[k], 1);
+      return;
+    }
+    cs[0]->rc = rc;
+    return;
+  }
+  if (durable) {
+    if (total > db->wcap) {
+      uint8_t *w = realloc(db->wbuf, total);
+      if (w == NULL) {
+        for (size_t k = 0; k < count; k++)
+          cs[k]->rc = mapkv__fail(MAPKV_ENOMEM, "out of memory");
+        return;
+      }
+      db->wbuf = w;
+      db->wcap = total;
+    }
+    dst = db->wbuf;
+  } else {
+    dst = lg->base + lg->end;
+  }
+  if (count > 1) {
+    size_t slots = 16;
+    while (slots < 2 * nops)
+      slots *= 2;
+    g.e = calloc(slots, sizeof *g.e); /* without it, prevs skip the group */
+    g.mask = slots - 1;
+  }
 
   /* Every key's hash first, so that each index slot can be prefetched a
    * few operations before it is needed (a large batch misses the cache on
    * almost every slot). */
-  if (n > 1 && n > db->nhashes) {
-    uint64_t *h = realloc(db->hashes, n * sizeof *h);
+  if (count == 1 && cs[0]->n > 1 && cs[0]->n > db->nhashes) {
+    uint64_t *h = realloc(db->hashes, cs[0]->n * sizeof *h);
     if (h != NULL) {
       db->hashes = h;
-      db->nhashes = n;
+      db->nhashes = cs[0]->n;
     }
   }
-  if (n > 1 && n <= db->nhashes) {
+  if (count == 1 && cs[0]->n > 1 && cs[0]->n <= db->nhashes) {
     hashes = db->hashes;
-    for (size_t i = 0; i < n; i++)
-      hashes[i] = mapkv__index_hash(ops[i].key, ops[i].klen);
+    for (size_t i = 0; i < cs[0]->n; i++)
+      hashes[i] = mapkv__index_hash(cs[0]->ops[i].key, cs[0]->ops[i].klen);
   }
 
-  /* Each record names the key's newest record before this batch (prev):
-   * the map as it stands, since it changes only after the flush. */
+  /* Each record names the key's newest record before its batch (prev):
+   * an earlier commit of the group's, or the map's, which changes only
+   * after the flush. */
   at = lg->end;
   seq = lg->seq;
-  for (size_t i = 0; i < n; i++) {
-    uint8_t flags =
-        (uint8_t)((i == 0 ? MAPKV__F_FIRST : 0) | (n == 1 ? MAPKV__F_LAST : 0));
-    uint64_t h =
-        hashes != NULL ? hashes[i] : mapkv__index_hash(ops[i].key, ops[i].klen);
-    mapkv__probe p;
-    int damaged = 0;
-    uint64_t prev;
-    if (hashes != NULL && i + APPLY_AHEAD < n)
-      mapkv__index_prefetch(&km->ix, hashes[i + APPLY_AHEAD]);
-    prev = mapkv__keymap_find(km, ops[i].key, ops[i].klen, h, &p, &damaged);
-    if (n == 1) {
-      hash1 = h;
-      prev1 = prev;
-      p1 = p;
+  for (size_t k = 0; k < count; k++) {
+    commit *c = cs[k];
+    const op *ops = c->ops;
+    size_t n = c->n;
+    c->start = c->end = at;
+    if (c->must_exist) {
+      uint64_t h = mapkv__index_hash(ops[0].key, ops[0].klen);
+      const struct gk *e = group_find(db, &g, dst, &ops[0], h);
+      mapkv__probe p;
+      int damaged = 0;
+      if (e != NULL ? e->type != MAPKV__T_PUT
+                    : mapkv__keymap_find(km, ops[0].key, ops[0].klen, h, &p,
+                                         &damaged) == 0) {
+        c->rc = mapkv__fail_static(MAPKV_NOTFOUND, "key not found");
+        continue;
+      }
     }
-    at += mapkv__rec_encode(lg->base + at, ops[i].type, flags, ++seq, prev,
-                            ops[i].key, ops[i].klen, ops[i].val, ops[i].vlen,
-                            lg->hdr.file_id);
+    for (size_t i = 0; i < n; i++) {
+      uint8_t flags = (uint8_t)((i == 0 ? MAPKV__F_FIRST : 0) |
+                                (n == 1 ? MAPKV__F_LAST : 0));
+      uint64_t h = hashes != NULL ? hashes[i]
+                                  : mapkv__index_hash(ops[i].key, ops[i].klen);
+      const struct gk *e = group_find(db, &g, dst, &ops[i], h);
+      mapkv__probe p;
+      int damaged = 0;
+      uint64_t prev;
+      if (hashes != NULL && i + APPLY_AHEAD < n)
+        mapkv__index_prefetch(&km->ix, hashes[i + APPLY_AHEAD]);
+      prev = mapkv__keymap_find(km, ops[i].key, ops[i].klen, h, &p, &damaged);
+      if (count == 1 && n == 1) {
+        hash1 = h;
+        prev1 = prev;
+        p1 = p;
+      }
+      if (e != NULL)
+        prev = e->off;
+      at += mapkv__rec_encode((uint8_t *)staged(db, dst, at), ops[i].type,
+                              flags, ++seq, prev, ops[i].key, ops[i].klen,
+                              ops[i].val, ops[i].vlen, lg->hdr.file_id);
+    }
+    if (n > 1) {
+      uint8_t cval[MAPKV__COMMIT_VALUE];
+      mapkv__commit_value(cval, n);
+      at += mapkv__rec_encode((uint8_t *)staged(db, dst, at), MAPKV__T_COMMIT,
+                              MAPKV__F_LAST, ++seq, 0, NULL, 0, cval,
+                              sizeof cval, lg->hdr.file_id);
+    }
+    /* The batch's keys, for the commits after it in the group (last one
+     * wins: their records come later). */
+    for (uint64_t off = c->start; g.e != NULL && off < at;) {
+      const uint8_t *r = staged(db, dst, off);
+      mapkv__rec rec;
+      mapkv__rec_decode(r, at - off, 0, 0, &rec);
+      if (rec.type != MAPKV__T_COMMIT) {
+        op o = {rec.type, rec.klen, rec.vlen, rec.key, rec.val};
+        group_put(db, &g, dst, &o, mapkv__index_hash(rec.key, rec.klen), off);
+      }
+      off += rec.size;
+    }
+    c->end = at;
   }
-  if (n > 1) {
-    mapkv__commit_value(cval, n);
-    at +=
-        mapkv__rec_encode(lg->base + at, MAPKV__T_COMMIT, MAPKV__F_LAST, ++seq,
-                          0, NULL, 0, cval, sizeof cval, lg->hdr.file_id);
-  }
-  assert(at == lg->end + total && at <= lg->cap);
-  if (db->opts.sync_mode == MAPKV_SYNC_COMMIT &&
-      (rc = mapkv__log_flush_to(lg, at)) != 0) {
-    mapkv__log_discard(lg, at);
-    return rc;
+  free(g.e);
+  assert(at <= lg->end + total && at <= lg->cap);
+
+  if (durable && at > lg->end &&
+      (rc = mapkv__log_write_durable(lg, dst, at - lg->end)) != 0) {
+    for (size_t k = 0; k < count; k++)
+      if (cs[k]->rc == 0)
+        cs[k]->rc = rc;
+    return;
   }
 
   /* Readers are not excluded: they see the index change through the
-   * version (store.h) and retry, so the batch is visible all at once. */
+   * version (store.h) and retry, so the batches are visible all at once. */
   mapkv__write_begin(db);
-  if (n == 1) {
+  if (count == 1 && cs[0]->n == 1 && cs[0]->rc == 0) {
     /* The probe of the lookup above is still valid: only this writer
      * changes the index, and the table did not grow since. */
+    const op *o = &cs[0]->ops[0];
     uint64_t off = lg->end;
-    if (ops[0].type == MAPKV__T_PUT && prev1 != 0)
+    if (o->type == MAPKV__T_PUT && prev1 != 0)
       mapkv__keymap_replace(km, &p1, prev1, off, at - off);
-    else if (ops[0].type == MAPKV__T_PUT)
+    else if (o->type == MAPKV__T_PUT)
       rc = mapkv__keymap_insert(km, hash1, off, at - off);
     else if (prev1 != 0)
       mapkv__keymap_remove(km, &p1, prev1);
@@ -168,27 +330,85 @@ static int commit_ops(mapkv_t *db, const op *ops, size_t n) {
     if (mapkv__test_pause != NULL)
       mapkv__test_pause();
   } else {
-    size_t i = 0;
-    for (uint64_t off = lg->end; off < at; i++) {
-      mapkv__rec r;
-      int d = mapkv__log_decode(lg, off, at - off, 0, &r);
-      assert(d == MAPKV__REC_OK && i <= n); /* written just above */
-      (void)d;
-      if (hashes != NULL && i + APPLY_AHEAD < n)
-        mapkv__index_prefetch(&km->ix, hashes[i + APPLY_AHEAD]);
-      if (i < n)
-        rc = mapkv__keymap_apply(
-            km, off, &r,
-            hashes != NULL ? hashes[i] : mapkv__index_hash(r.key, r.klen));
-      assert(rc == 0); /* room was reserved */
-      off += r.size;
-      if (mapkv__test_pause != NULL)
-        mapkv__test_pause();
+    for (size_t k = 0; k < count; k++) {
+      size_t i = 0;
+      if (cs[k]->rc != 0)
+        continue;
+      for (uint64_t off = cs[k]->start; off < cs[k]->end; i++) {
+        mapkv__rec r;
+        int d = mapkv__log_decode(lg, off, cs[k]->end - off, 0, &r);
+        assert(d == MAPKV__REC_OK && i <= cs[k]->n); /* written above */
+        (void)d;
+        if (hashes != NULL && i + APPLY_AHEAD < cs[k]->n)
+          mapkv__index_prefetch(&km->ix, hashes[i + APPLY_AHEAD]);
+        if (i < cs[k]->n)
+          rc = mapkv__keymap_apply(km, off, &r,
+                                   hashes != NULL
+                                       ? hashes[i]
+                                       : mapkv__index_hash(r.key, r.klen));
+        assert(rc == 0); /* room was reserved */
+        off += r.size;
+        if (mapkv__test_pause != NULL)
+          mapkv__test_pause();
+      }
     }
   }
   mapkv__log_committed(lg, at, seq);
   mapkv__write_end(db);
-  return 0;
+}
+
+/* Commits ops as one batch: at once (not durable), or through the queue
+ * of durable commits (see the top of this file). */
+static int commit_ops(mapkv_t *db, const op *ops, size_t n, int must_exist) {
+  commit self, *group[GROUP_MAX], *c;
+  size_t count = 0;
+  memset(&self, 0, sizeof self);
+  self.ops = ops;
+  self.n = n;
+  self.must_exist = must_exist;
+  if (db->opts.sync_mode != MAPKV_SYNC_COMMIT) {
+    commit *one = &self;
+    pthread_mutex_lock(&db->wlock);
+    write_group(db, &one, 1);
+    pthread_mutex_unlock(&db->wlock);
+    return self.rc;
+  }
+  pthread_cond_init(&self.cv, NULL);
+  pthread_mutex_lock(&db->qlock);
+  if (db->qtail != NULL)
+    db->qtail->next = &self;
+  else
+    db->qhead = &self;
+  db->qtail = &self;
+  while (!self.done && db->qhead != &self)
+    pthread_cond_wait(&self.cv, &db->qlock);
+  if (self.done) {
+    pthread_mutex_unlock(&db->qlock);
+    pthread_cond_destroy(&self.cv);
+    return self.rc;
+  }
+  /* First in the queue: write for those behind it too. */
+  for (c = &self; c != NULL && count < GROUP_MAX; c = c->next)
+    group[count++] = c;
+  pthread_mutex_unlock(&db->qlock);
+
+  pthread_mutex_lock(&db->wlock);
+  write_group(db, group, count);
+  pthread_mutex_unlock(&db->wlock);
+
+  pthread_mutex_lock(&db->qlock);
+  db->qhead = group[count - 1]->next;
+  if (db->qhead == NULL)
+    db->qtail = NULL;
+  else
+    pthread_cond_signal(&db->qhead->cv); /* the next one writes */
+  for (size_t k = 1; k < count; k++) {
+    group[k]->done = 1;
+    pthread_cond_signal(&group[k]->cv);
+  }
+  pthread_mutex_unlock(&db->qlock);
+  pthread_cond_destroy(&self.cv);
+  return self.rc;
 }
 
 int mapkv_put(mapkv_t *db, const void *key, size_t klen, const void *val,
@@ -200,30 +420,18 @@ int mapkv_put(mapkv_t *db, const void *key, size_t klen, const void *val,
   if ((rc = check_writable(db)) != 0 ||
       (rc = check_kv(db, key, klen, val, vlen)) != 0)
     return rc;
-  pthread_mutex_lock(&db->wlock);
-  rc = commit_ops(db, &o, 1);
-  pthread_mutex_unlock(&db->wlock);
-  return rc;
+  return commit_ops(db, &o, 1, 0);
 }
 
 int mapkv_del(mapkv_t *db, const void *key, size_t klen) {
   op o = {MAPKV__T_DEL, (uint32_t)klen, 0, key, NULL};
-  mapkv__probe p;
-  int rc, damaged = 0;
+  int rc;
   if (db == NULL)
     return mapkv__fail(MAPKV_EINVAL, "NULL handle");
   if ((rc = check_writable(db)) != 0 ||
       (rc = check_kv(db, key, klen, NULL, 0)) != 0)
     return rc;
-  pthread_mutex_lock(&db->wlock);
-  /* Only writers change the index, and we are the writer. */
-  if (mapkv__keymap_find(&db->map, key, klen, mapkv__index_hash(key, klen), &p,
-                         &damaged) == 0)
-    rc = mapkv__fail_static(MAPKV_NOTFOUND, "key not found");
-  else
-    rc = commit_ops(db, &o, 1);
-  pthread_mutex_unlock(&db->wlock);
-  return rc;
+  return commit_ops(db, &o, 1, 1);
 }
 
 int mapkv_sync(mapkv_t *db) {
@@ -343,11 +551,8 @@ int mapkv_batch_commit(mapkv_batch_t *b) {
     b->ops[i].key = b->arena ? b->arena + (uintptr_t)b->ops[i].key : NULL;
     b->ops[i].val = b->arena ? b->arena + (uintptr_t)b->ops[i].val : NULL;
   }
-  if (b->n > 0) {
-    pthread_mutex_lock(&db->wlock);
-    rc = commit_ops(db, b->ops, b->n);
-    pthread_mutex_unlock(&db->wlock);
-  }
+  if (b->n > 0)
+    rc = commit_ops(db, b->ops, b->n, 0);
   mapkv_batch_abort(b);
   return rc;
 }
