@@ -138,8 +138,7 @@ static const struct gk *group_find(const mapkv_t *db, const group_keys *g,
   for (size_t i = hash & g->mask; g->e[i].off != 0; i = (i + 1) & g->mask) {
     const uint8_t *r = staged(db, dst, g->e[i].off);
     if (g->e[i].hash == hash && mapkv__rec_klen_at(r) == o->klen &&
-        (o->klen == 0 ||
-         memcmp(r + MAPKV__REC_HEAD, o->key, o->klen) == 0))
+        (o->klen == 0 || memcmp(r + MAPKV__REC_HEAD, o->key, o->klen) == 0))
       return &g->e[i];
   }
   return NULL;
@@ -342,10 +341,9 @@ static void write_group(mapkv_t *db, commit **cs, size_t count) {
         if (hashes != NULL && i + APPLY_AHEAD < cs[k]->n)
           mapkv__index_prefetch(&km->ix, hashes[i + APPLY_AHEAD]);
         if (i < cs[k]->n)
-          rc = mapkv__keymap_apply(km, off, &r,
-                                   hashes != NULL
-                                       ? hashes[i]
-                                       : mapkv__index_hash(r.key, r.klen));
+          rc = mapkv__keymap_apply(
+              km, off, &r,
+              hashes != NULL ? hashes[i] : mapkv__index_hash(r.key, r.klen));
         assert(rc == 0); /* room was reserved */
         off += r.size;
         if (mapkv__test_pause != NULL)
