@@ -27,6 +27,7 @@
  * take wlock directly.
  */
 #include <assert.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,11 +52,19 @@ typedef struct mapkv__commit {
   size_t n;
   int must_exist; /* mapkv_del(): MAPKV_NOTFOUND if the key is absent */
   int rc;
+  char msg[256]; /* the failure's message, for a caller that did not write */
   uint64_t start, end; /* its records, once encoded */
   int done;            /* written (or failed) by the commit ahead of it */
   pthread_cond_t cv;
   struct mapkv__commit *next;
 } commit;
+
+/* Records what became of c: rc, and its message for c's own thread. */
+static void set_rc(commit *c, int rc) {
+  c->rc = rc;
+  if (rc != 0)
+    snprintf(c->msg, sizeof c->msg, "%s", mapkv_errmsg());
+}
 
 static int check_kv(const mapkv_t *db, const void *key, size_t klen,
                     const void *val, size_t vlen) {
@@ -181,7 +190,7 @@ static void write_group(mapkv_t *db, commit **cs, size_t count) {
   }
   if (lg->seq + nops + count > MAPKV__SEQ_MAX) {
     for (size_t k = 0; k < count; k++)
-      cs[k]->rc = mapkv__fail(MAPKV_EFULL, "sequence numbers exhausted");
+      set_rc(cs[k], mapkv__fail(MAPKV_EFULL, "sequence numbers exhausted"));
     return;
   }
   if ((rc = make_room(db, total, nops)) != 0) {
@@ -192,7 +201,7 @@ static void write_group(mapkv_t *db, commit **cs, size_t count) {
         write_group(db, &cs[k], 1);
       return;
     }
-    cs[0]->rc = rc;
+    set_rc(cs[0], rc);
     return;
   }
   if (durable) {
@@ -200,7 +209,7 @@ static void write_group(mapkv_t *db, commit **cs, size_t count) {
       uint8_t *w = realloc(db->wbuf, total);
       if (w == NULL) {
         for (size_t k = 0; k < count; k++)
-          cs[k]->rc = mapkv__fail(MAPKV_ENOMEM, "out of memory");
+          set_rc(cs[k], mapkv__fail(MAPKV_ENOMEM, "out of memory"));
         return;
       }
       db->wbuf = w;
@@ -252,7 +261,7 @@ static void write_group(mapkv_t *db, commit **cs, size_t count) {
       if (e != NULL ? e->type != MAPKV__T_PUT
                     : mapkv__keymap_find(km, ops[0].key, ops[0].klen, h, &p,
                                          &damaged) == 0) {
-        c->rc = mapkv__fail_static(MAPKV_NOTFOUND, "key not found");
+        set_rc(c, mapkv__fail_static(MAPKV_NOTFOUND, "key not found"));
         continue;
       }
     }
@@ -307,7 +316,7 @@ static void write_group(mapkv_t *db, commit **cs, size_t count) {
       (rc = mapkv__log_write_durable(lg, dst, at - lg->end)) != 0) {
     for (size_t k = 0; k < count; k++)
       if (cs[k]->rc == 0)
-        cs[k]->rc = rc;
+        set_rc(cs[k], rc);
     return;
   }
 
@@ -383,6 +392,8 @@ static int commit_ops(mapkv_t *db, const op *ops, size_t n, int must_exist) {
   if (self.done) {
     pthread_mutex_unlock(&db->qlock);
     pthread_cond_destroy(&self.cv);
+    if (self.rc != 0) /* written by another thread: its message here */
+      mapkv__fail(self.rc, "%s", self.msg);
     return self.rc;
   }
   /* First in the queue: write for those behind it too. */
@@ -406,6 +417,8 @@ static int commit_ops(mapkv_t *db, const op *ops, size_t n, int must_exist) {
   }
   pthread_mutex_unlock(&db->qlock);
   pthread_cond_destroy(&self.cv);
+  if (self.rc != 0) /* the last failure's message may be another commit's */
+    mapkv__fail(self.rc, "%s", self.msg);
   return self.rc;
 }
 
