@@ -27,6 +27,7 @@
 
 #include "mapkv/mapkv.h"
 #include "store/index.h" /* mapkv__index_hash: keys that collide */
+#include "store/store.h" /* mapkv__test_queued */
 #include "testutil.h"
 
 #define NKEYS 512
@@ -846,6 +847,184 @@ static void test_deletes_under_readers(void **state) {
   free(s);
 }
 
+/* ---- a group of durable commits ----------------------------------------- */
+
+/* Durable commits that queue while one is being flushed are written
+ * together: the test holds the first commit in its flush until every other
+ * thread has joined the queue, one at a time (mapkv__test_queued says
+ * when), so that the group and its order are known. */
+static struct {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  size_t qlen;
+  int hold;
+  unsigned flushes;
+} gq = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0};
+
+static void gq_queued(size_t qlen) {
+  pthread_mutex_lock(&gq.mu);
+  gq.qlen = qlen;
+  pthread_cond_broadcast(&gq.cv);
+  pthread_mutex_unlock(&gq.mu);
+}
+
+static void gq_flush(void *ctx, int64_t off, int64_t len) {
+  (void)ctx;
+  (void)off;
+  (void)len;
+  pthread_mutex_lock(&gq.mu);
+  gq.flushes++;
+  pthread_cond_broadcast(&gq.cv);
+  while (gq.hold)
+    pthread_cond_wait(&gq.cv, &gq.mu);
+  pthread_mutex_unlock(&gq.mu);
+}
+
+typedef struct gop {
+  char kind; /* 'p' put, 'd' delete, 'b' batch: put key, delete key2 */
+  const char *key, *val, *key2;
+  int want;
+  mapkv_t *db;
+  int rc;
+  char msg[128];
+} gop;
+
+static void *gop_run(void *arg) {
+  gop *g = arg;
+  mapkv_batch_t *b;
+  if (g->kind == 'p') {
+    g->rc = mapkv_put(g->db, g->key, strlen(g->key), g->val, strlen(g->val));
+  } else if (g->kind == 'd') {
+    g->rc = mapkv_del(g->db, g->key, strlen(g->key));
+  } else if ((g->rc = mapkv_batch_begin(g->db, &b)) == 0) {
+    g->rc = mapkv_batch_put(b, g->key, strlen(g->key), g->val, strlen(g->val));
+    if (g->rc == 0)
+      g->rc = mapkv_batch_del(b, g->key2, strlen(g->key2));
+    if (g->rc == 0)
+      g->rc = mapkv_batch_commit(b);
+    else
+      mapkv_batch_abort(b);
+  }
+  snprintf(g->msg, sizeof g->msg, "%s", g->rc != 0 ? mapkv_errmsg() : "");
+  return NULL;
+}
+
+static void want_value(mapkv_t *db, const char *key, const char *val) {
+  char buf[64];
+  size_t len = 0;
+  int rc = mapkv_get(db, key, strlen(key), buf, sizeof buf, &len);
+  if (val == NULL) {
+    assert_rc(rc, MAPKV_NOTFOUND);
+    return;
+  }
+  assert_rc(rc, 0);
+  assert_int_equal(len, strlen(val));
+  assert_memory_equal(buf, val, len);
+}
+
+static void test_group_of_durable_commits(void **state) {
+  gop first = {'p', "z", "zz", NULL, 0, NULL, 0, ""};
+  /* in queue order: each sees the ones before it */
+  gop ops[] = {
+      {'d', "b", NULL, NULL, MAPKV_NOTFOUND, NULL, 0, ""}, /* absent */
+      {'p', "b", "b2", NULL, 0, NULL, 0, ""},
+      {'d', "b", NULL, NULL, 0, NULL, 0, ""}, /* put by the group */
+      {'d', "b", NULL, NULL, MAPKV_NOTFOUND, NULL, 0, ""}, /* deleted by it */
+      {'d', "a", NULL, NULL, 0, NULL, 0, ""},              /* in the store */
+      {'b', "a", "a6", "c", 0, NULL, 0, ""},
+      {'p', "c", "c7", NULL, 0, NULL, 0, ""},
+      {'d', "a", NULL, NULL, 0, NULL, 0, ""},
+      {'p', "b", "b9", NULL, 0, NULL, 0, ""},
+      {'d', "c", NULL, NULL, 0, NULL, 0, ""},
+  };
+  enum { N = sizeof ops / sizeof ops[0] };
+  pthread_t lead, t[N];
+  mapkv_options o;
+  mapkv_stats st;
+  mapkv_t *db = NULL;
+  char copy[300];
+  (void)state;
+
+  mapkv_options_init(&o);
+  o.flags = MAPKV_CREATE;
+  o.sync_mode = MAPKV_SYNC_COMMIT;
+  o.flush_hook = gq_flush;
+  assert_rc(mapkv_open(path, &o, &db), 0);
+  assert_rc(mapkv_put(db, "a", 1, "a0", 2), 0);
+  assert_rc(mapkv_stat(db, &st), 0);
+
+  mapkv__test_queued = gq_queued;
+  pthread_mutex_lock(&gq.mu);
+  gq.hold = 1;
+  gq.flushes = 0;
+  pthread_mutex_unlock(&gq.mu);
+  first.db = db;
+  assert_int_equal(pthread_create(&lead, NULL, gop_run, &first), 0);
+  pthread_mutex_lock(&gq.mu);
+  while (gq.flushes == 0) /* the first commit is in its flush */
+    pthread_cond_wait(&gq.cv, &gq.mu);
+  pthread_mutex_unlock(&gq.mu);
+  for (size_t i = 0; i < N; i++) {
+    ops[i].db = db;
+    assert_int_equal(pthread_create(&t[i], NULL, gop_run, &ops[i]), 0);
+    pthread_mutex_lock(&gq.mu);
+    while (gq.qlen < i + 2) /* the first commit is still queued */
+      pthread_cond_wait(&gq.cv, &gq.mu);
+    pthread_mutex_unlock(&gq.mu);
+  }
+  pthread_mutex_lock(&gq.mu);
+  gq.hold = 0;
+  pthread_cond_broadcast(&gq.cv);
+  pthread_mutex_unlock(&gq.mu);
+  assert_int_equal(pthread_join(lead, NULL), 0);
+  for (size_t i = 0; i < N; i++)
+    assert_int_equal(pthread_join(t[i], NULL), 0);
+  mapkv__test_queued = NULL;
+
+  assert_rc(first.rc, 0);
+  for (size_t i = 0; i < N; i++) {
+    if (ops[i].rc != ops[i].want)
+      fail_msg("commit %zu of the group: %d (%s), want %d", i, ops[i].rc,
+               ops[i].msg, ops[i].want);
+    /* the message of a failure reaches the thread that made the call, the
+     * one that wrote for the group or another */
+    if (ops[i].want == MAPKV_NOTFOUND &&
+        strstr(ops[i].msg, "not found") == NULL)
+      fail_msg("commit %zu: message \"%s\"", i, ops[i].msg);
+  }
+  /* one flush for the first commit, one for all the others */
+  assert_int_equal(gq.flushes, 2);
+
+  for (int pass = 0; pass < 2; pass++) {
+    want_value(db, "a", NULL);
+    want_value(db, "b", "b9");
+    want_value(db, "c", NULL);
+    want_value(db, "z", "zz");
+    assert_rc(mapkv_stat(db, &st), 0);
+    assert_int_equal(st.records, 2);
+    assert_rc(mapkv_verify(db, NULL, NULL, NULL), 0);
+    /* and the same after a crash: no clean close, a new handle recovers */
+    if (pass == 0) {
+      mapkv_t *db2 = NULL;
+      size_t len = 0;
+      uint8_t *img = tu_slurp(path, &len);
+      assert_non_null(img);
+      snprintf(copy, sizeof copy, "%s.crash", path);
+      close(tu_file_with(copy, img, len));
+      free(img);
+      assert_rc(mapkv_close(db), 0);
+      mapkv_options_init(&o);
+      assert_rc(mapkv_open(copy, &o, &db2), 0);
+      assert_rc(mapkv_stat(db2, &st), 0);
+      assert_int_equal(st.damaged_regions, 0);
+      assert_int_equal(st.dropped_tail_bytes, 0);
+      db = db2;
+    }
+  }
+  assert_rc(mapkv_close(db), 0);
+  unlink(copy);
+}
+
 int main(void) {
   /* MAPKV_TEST_FILTER=pattern runs only the matching tests. */
   if (getenv("MAPKV_TEST_FILTER") != NULL)
@@ -857,6 +1036,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_batch_visibility_under_readers,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_deletes_under_readers, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_group_of_durable_commits, setup,
                                       teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -548,14 +549,16 @@ static mapkv_stats stats_of(mapkv_t *db) {
 
 static uint64_t data_end_of(mapkv_t *db) { return stats_of(db).data_end; }
 
-static int commit_batch(mapkv_t *db, const batch_t *b) {
-  static uint8_t v[VAL_CAP];
+/* Commits b with its keys moved up by base, values built in v (VAL_CAP
+ * bytes: one buffer per thread). */
+static int commit_batch_at(mapkv_t *db, const batch_t *b, uint32_t base,
+                           uint8_t *v) {
   char k[KEY_CAP];
   mapkv_batch_t *bt;
   int rc;
   if (b->n == 1) {
     const op_t *o = &b->ops[0];
-    size_t kl = key_of(o->key, k);
+    size_t kl = key_of(base + o->key, k);
     if (o->del)
       return mapkv_del(db, k, kl);
     val_of(o->vseed, o->vlen, v);
@@ -565,7 +568,7 @@ static int commit_batch(mapkv_t *db, const batch_t *b) {
     return rc;
   for (size_t i = 0; i < b->n; i++) {
     const op_t *o = &b->ops[i];
-    size_t kl = key_of(o->key, k);
+    size_t kl = key_of(base + o->key, k);
     if (o->del) {
       rc = mapkv_batch_del(bt, k, kl);
     } else {
@@ -578,6 +581,11 @@ static int commit_batch(mapkv_t *db, const batch_t *b) {
     }
   }
   return mapkv_batch_commit(bt);
+}
+
+static int commit_batch(mapkv_t *db, const batch_t *b) {
+  static uint8_t v[VAL_CAP];
+  return commit_batch_at(db, b, 0, v);
 }
 
 /* Commits batches [from, to), noting where each one lies in the file. */
@@ -2194,6 +2202,8 @@ typedef struct pc_ctx {
   unsigned flushes, cuts, torn, saw_next, saw_acked;
   int failed;
   char why[640];
+  /* checks the crash image that pc_image() wrote (pc_check by default) */
+  void (*check)(struct pc_ctx *c, int mode);
 } pc_ctx;
 
 #if defined(__GNUC__)
@@ -2233,23 +2243,18 @@ static void pc_grow(pc_ctx *c, size_t size) {
   c->size = size;
 }
 
-/* The file a power cut now leaves: mode 0, the durable image plus a random
- * subset of the pages written since; mode 1, the same with one page torn;
- * mode 2, exactly the durable image (right after a flush). */
-static void pc_cut(pc_ctx *c, int mode) {
+/* Writes to c->crash the file a power cut now leaves: mode 0, the durable
+ * image plus a random subset of the pages written since; mode 1, the same
+ * with one page torn; mode 2, exactly the durable image (right after a
+ * flush). 0, or -1 when c failed. */
+static int pc_image(pc_ctx *c, int mode) {
   size_t size = c->size, ndiff = 0, *diff;
-  uint32_t n = univ(c->w);
-  char why[512];
-  const kst *match = NULL;
-  mapkv_stats st;
-  mapkv_t *db = NULL;
-  int rc;
 
   memcpy(c->img, c->dur, size);
   diff = fx_malloc((size / c->page + 1) * sizeof *diff);
   if (diff == NULL) {
     pc_fail(c, "out of memory");
-    return;
+    return -1;
   }
   if (mode < 2) {
     for (size_t pg = 0; pg < size; pg += c->page) {
@@ -2280,8 +2285,21 @@ static void pc_cut(pc_ctx *c, int mode) {
   fx_free(diff);
   if (write_path(c->crash, c->img, size) != 0) {
     pc_fail(c, "cut %u: writing the crash image failed", c->cuts);
-    return;
+    return -1;
   }
+  return 0;
+}
+
+/* The crash image holds every acknowledged commit, and the one in flight
+ * entirely or not at all. */
+static void pc_check(pc_ctx *c, int mode) {
+  uint32_t n = univ(c->w);
+  char why[512];
+  const kst *match = NULL;
+  mapkv_stats st;
+  mapkv_t *db = NULL;
+  int rc;
+
   rc = open_db(c->crash, 0, &db);
   if (rc != 0) {
     pc_fail(c, "cut %u (mode %d, flush %u): open returned %d (%s)", c->cuts,
@@ -2343,6 +2361,12 @@ static void pc_cut(pc_ctx *c, int mode) {
   }
   if (db != NULL)
     mapkv_close(db);
+}
+
+static void pc_cut(pc_ctx *c, int mode) {
+  if (pc_image(c, mode) != 0)
+    return;
+  (c->check != NULL ? c->check : pc_check)(c, mode);
   unlink(c->crash);
   c->cuts++;
 }
@@ -2465,6 +2489,220 @@ static void test_power_cut_from_flush_hook(void **state) {
   fx_free(c.cur);
   fx_free(c.img);
   wl_free(&w);
+}
+
+/* ---- power cuts under group commit -------------------------------------- */
+
+#define GC_THREADS 4
+#define GC_KEYS    48 /* keys of each thread, stored from t * GC_KEYS */
+
+/* A writer thread: its own workload over its own keys, and what its
+ * acknowledged commits and its commit in flight make of them. */
+typedef struct gc_writer {
+  struct gc_ctx *g;
+  mapkv_t *db;
+  wl_t w;
+  uint32_t base;
+  kst acked[GC_KEYS], next[GC_KEYS];
+  int inflight; /* batch in flight, -1 none */
+  int rc;
+  char msg[256];
+  uint8_t v[VAL_CAP];
+} gc_writer;
+
+typedef struct gc_ctx {
+  pc_ctx pc;          /* first: the flush hook gets a gc_ctx as a pc_ctx */
+  pthread_mutex_t mu; /* the writers' models; held by the hook */
+  gc_writer th[GC_THREADS];
+  unsigned groups; /* cuts that kept the commits of two writers or more */
+  unsigned kept_inflight, lost_inflight;
+} gc_ctx;
+
+/* 0 if keys [base, base + GC_KEYS) of db hold exactly m. */
+static int gc_range_diff(mapkv_t *db, const kst *m, uint32_t base) {
+  static uint8_t got[VAL_CAP], want[VAL_CAP];
+  char k[KEY_CAP];
+  for (uint32_t i = 0; i < GC_KEYS; i++) {
+    size_t kl = key_of(base + i, k), vl = 0;
+    int rc = mapkv_get(db, k, kl, got, sizeof got, &vl);
+    if (!m[i].present) {
+      if (rc != MAPKV_NOTFOUND)
+        return 1;
+      continue;
+    }
+    val_of(m[i].vseed, m[i].vlen, want);
+    if (rc != 0 || vl != m[i].vlen || memcmp(got, want, vl) != 0)
+      return 1;
+  }
+  return 0;
+}
+
+/* Each writer's keys show its acknowledged commits and its commit in
+ * flight entirely or not at all; then the whole store (cursor, stat) is
+ * checked against the states found. */
+static void gc_check(pc_ctx *c, int mode) {
+  gc_ctx *g = (gc_ctx *)c;
+  kst whole[GC_THREADS * GC_KEYS + NEXTRA];
+  char why[512];
+  unsigned kept = 0;
+  mapkv_stats st;
+  mapkv_t *db = NULL;
+  int rc;
+  (void)mode;
+
+  memset(whole, 0, sizeof whole);
+  rc = open_db(c->crash, 0, &db);
+  if (rc != 0) {
+    pc_fail(c, "cut %u (flush %u): open returned %d (%s)", c->cuts, c->flushes,
+            rc, mapkv_errmsg());
+    return;
+  }
+  for (int t = 0; t < GC_THREADS; t++) {
+    const gc_writer *w = &g->th[t];
+    const kst *m = w->acked;
+    if (gc_range_diff(db, w->acked, w->base) != 0) {
+      if (w->inflight < 0 || gc_range_diff(db, w->next, w->base) != 0) {
+        pc_fail(c,
+                "cut %u (mode %d, flush %u): writer %d's keys are neither "
+                "its acknowledged state nor that plus batch %d",
+                c->cuts, mode, c->flushes, t, w->inflight);
+        mapkv_close(db);
+        return;
+      }
+      m = w->next;
+      kept++;
+      g->kept_inflight++;
+    } else if (w->inflight >= 0) {
+      g->lost_inflight++;
+    }
+    memcpy(whole + w->base, m, GC_KEYS * sizeof *m);
+  }
+  if (kept >= 2)
+    g->groups++;
+  if (state_diff(db, whole, GC_THREADS * GC_KEYS + NEXTRA, why, sizeof why) !=
+      0) {
+    pc_fail(c, "cut %u (mode %d, flush %u): %s", c->cuts, mode, c->flushes,
+            why);
+  } else if (mapkv_stat(db, &st) != 0 || st.damaged_regions != 0) {
+    pc_fail(c, "cut %u: damage reported after a power cut", c->cuts);
+  }
+  mapkv_close(db);
+}
+
+/* The models cannot change while the hook cuts: a writer marks its commit
+ * in flight (under mu) before it calls the store and acknowledged after. */
+static void gc_hook(void *ctx, int64_t off, int64_t len) {
+  gc_ctx *g = ctx;
+  pthread_mutex_lock(&g->mu);
+  pc_hook(&g->pc, off, len);
+  pthread_mutex_unlock(&g->mu);
+}
+
+static void *gc_run(void *arg) {
+  gc_writer *w = arg;
+  for (size_t i = 0; i < w->w.n; i++) {
+    int rc;
+    pthread_mutex_lock(&w->g->mu);
+    if (w->g->pc.failed) {
+      pthread_mutex_unlock(&w->g->mu);
+      break;
+    }
+    memcpy(w->next, w->acked, sizeof w->next);
+    model_apply(w->next, &w->w.b[i]);
+    w->inflight = (int)i;
+    pthread_mutex_unlock(&w->g->mu);
+    rc = commit_batch_at(w->db, &w->w.b[i], w->base, w->v);
+    if (rc != 0) {
+      w->rc = rc;
+      snprintf(w->msg, sizeof w->msg, "batch %zu: %d %s", i, rc,
+               mapkv_errmsg());
+      break;
+    }
+    pthread_mutex_lock(&w->g->mu);
+    memcpy(w->acked, w->next, sizeof w->acked);
+    w->inflight = -1;
+    pthread_mutex_unlock(&w->g->mu);
+  }
+  return NULL;
+}
+
+/* Several threads commit durably at once, so that commits share flushes;
+ * a power cut is simulated at every flush: every commit whose call
+ * returned survives, and each one in flight is all or nothing. */
+static void test_power_cut_under_group_commit(void **state) {
+  const char *p = fx_path("rec-gpower"), *q = fx_path("rec-gpower-cut");
+  gen_t gen = {6, 120, 5, 1500, 5000};
+  pthread_t tid[GC_THREADS];
+  mapkv_options o = opts_of(0);
+  gc_ctx *g = fx_calloc(1, sizeof *g);
+  mapkv_t *db;
+  (void)state;
+
+  assert_non_null(g);
+  db = fx_open(p, MAPKV_CREATE);
+  fx_close(db);
+  pthread_mutex_init(&g->mu, NULL);
+  g->pc.crash = q;
+  g->pc.page = (size_t)sysconf(_SC_PAGESIZE);
+  g->pc.rng.s = 91;
+  g->pc.check = gc_check;
+  g->pc.fd = open(p, O_RDONLY);
+  assert_true(g->pc.fd >= 0);
+  {
+    size_t len;
+    uint8_t *img = fx_slurp(p, &len); /* a clean close: durable */
+    pc_grow(&g->pc, len);
+    memcpy(g->pc.dur, img, len);
+    fx_free(img);
+  }
+  for (int t = 0; t < GC_THREADS; t++) {
+    rng_t r = {(uint64_t)(1000 + t)};
+    gc_writer *w = &g->th[t];
+    w->g = g;
+    w->base = (uint32_t)t * GC_KEYS;
+    w->inflight = -1;
+    wl_init(&w->w, GC_KEYS);
+    w->w.vctr = (uint64_t)t << 32; /* values differ between writers */
+    wl_gen(&w->w, &r, 90, &gen);
+  }
+  o.flush_hook = gc_hook;
+  o.flush_hook_ctx = g;
+  assert_int_equal(mapkv_open(p, &o, &db), 0);
+  g->pc.enabled = 1;
+  for (int t = 0; t < GC_THREADS; t++) {
+    g->th[t].db = db;
+    assert_int_equal(pthread_create(&tid[t], NULL, gc_run, &g->th[t]), 0);
+  }
+  for (int t = 0; t < GC_THREADS; t++)
+    pthread_join(tid[t], NULL);
+  g->pc.enabled = 0;
+  assert_int_equal(mapkv_close(db), 0);
+  close(g->pc.fd);
+  if (g->pc.failed)
+    fail_msg("%s", g->pc.why);
+  for (int t = 0; t < GC_THREADS; t++)
+    if (g->th[t].rc != 0)
+      fail_msg("writer %d: %s", t, g->th[t].msg);
+  print_message("group commit: %u power cuts over %u flushes; %u kept the "
+                "commits of several writers; in flight %u kept, %u lost\n",
+                g->pc.cuts, g->pc.flushes, g->groups, g->kept_inflight,
+                g->lost_inflight);
+  /* fewer flushes than commits: commits shared them */
+  assert_true(g->pc.flushes < GC_THREADS * 90);
+  assert_true(g->groups > 0);
+  assert_true(g->kept_inflight > 0 && g->lost_inflight > 0);
+
+  db = fx_open(p, MAPKV_RDONLY);
+  for (int t = 0; t < GC_THREADS; t++)
+    if (gc_range_diff(db, g->th[t].acked, g->th[t].base) != 0)
+      fail_msg("the live store: writer %d's keys differ", t);
+  fx_close(db);
+  for (int t = 0; t < GC_THREADS; t++)
+    wl_free(&g->th[t].w);
+  pthread_mutex_destroy(&g->mu);
+  fx_free(g->pc.dur);
+  fx_free(g->pc.cur);
+  fx_free(g->pc.img);
 }
 
 /* 1 if the file at path holds exactly b[0..len). */
@@ -3325,6 +3563,7 @@ int main(void) {
       T(test_zeroed_page_in_the_middle),
       T(test_batch_atomicity),
       T(test_power_cut_from_flush_hook),
+      T(test_power_cut_under_group_commit),
       T(test_garbage_files),
       T(test_records_from_another_store),
       T(test_overlong_stray_record),

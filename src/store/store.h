@@ -55,6 +55,7 @@ struct mapkv {
    * first is the one writing. */
   pthread_mutex_t qlock;
   struct mapkv__commit *qhead, *qtail;
+  size_t qlen;
   atomic_uint_fast64_t checksum_failures;
   atomic_uint_fast64_t version; /* odd while a commit changes the index */
   /* Batches and cursors not yet ended: mapkv_close() refuses while any
@@ -96,6 +97,10 @@ static inline void mapkv__write_end(mapkv_t *db) {
   uint64_t v = atomic_load_explicit(&db->version, memory_order_relaxed);
   atomic_store_explicit(&db->version, v + 1, memory_order_release);
 }
+
+/* Tests: called (under qlock) with the queue's length each time a durable
+ * commit joins the queue. */
+extern void (*mapkv__test_queued)(size_t qlen);
 
 /* The process's open handles, so that the calls that begin something
  * (batches, cursors) and close can tell a handle that was closed from an

@@ -59,6 +59,8 @@ typedef struct mapkv__commit {
   struct mapkv__commit *next;
 } commit;
 
+void (*mapkv__test_queued)(size_t qlen);
+
 /* Records what became of c: rc, and its message for c's own thread. */
 static void set_rc(commit *c, int rc) {
   c->rc = rc;
@@ -113,87 +115,114 @@ static int make_room(mapkv_t *db, uint64_t need, size_t n) {
   return rc;
 }
 
-static uint64_t commit_bytes(const commit *c) {
+static uint64_t ops_bytes(const commit *c) {
   uint64_t total = 0;
   for (size_t i = 0; i < c->n; i++)
     total += MAPKV__REC_OVERHEAD + (uint64_t)c->ops[i].klen + c->ops[i].vlen;
-  if (c->n > 1)
-    total += MAPKV__REC_OVERHEAD + MAPKV__COMMIT_VALUE;
   return total;
 }
 
-/* The keys written by the commits of a group so far, so that a later
- * commit of the group names them as prev and sees them in its
- * must_exist check: the index does not have them yet. */
+/* The keys the commits of a group put or delete, so that a mapkv_del()
+ * later in the group sees them: the index does not have them yet. */
 typedef struct group_keys {
   struct gk {
-    uint64_t hash, off;
-    uint8_t type;
+    uint64_t hash;
+    const op *o; /* its newest operation in the group; NULL: a free slot */
   } * e;
-  size_t mask, n;
+  size_t mask;
 } group_keys;
 
-/* Where the record at off is while the group is encoded. */
-static const uint8_t *staged(const mapkv_t *db, const uint8_t *dst,
-                             uint64_t off) {
-  return dst + (off - db->log.end);
-}
-
-static const struct gk *group_find(const mapkv_t *db, const group_keys *g,
-                                   const uint8_t *dst, const op *o,
-                                   uint64_t hash) {
-  if (g->e == NULL)
-    return NULL;
-  for (size_t i = hash & g->mask; g->e[i].off != 0; i = (i + 1) & g->mask) {
-    const uint8_t *r = staged(db, dst, g->e[i].off);
-    if (g->e[i].hash == hash && mapkv__rec_klen_at(r) == o->klen &&
-        (o->klen == 0 || memcmp(r + MAPKV__REC_HEAD, o->key, o->klen) == 0))
-      return &g->e[i];
+static struct gk *group_find(const group_keys *g, const op *o, uint64_t hash) {
+  for (size_t i = hash & g->mask;; i = (i + 1) & g->mask) {
+    struct gk *e = &g->e[i];
+    if (e->o == NULL ||
+        (e->hash == hash && e->o->klen == o->klen &&
+         (o->klen == 0 || memcmp(e->o->key, o->key, o->klen) == 0)))
+      return e;
   }
-  return NULL;
 }
 
-static void group_put(const mapkv_t *db, group_keys *g, const uint8_t *dst,
-                      const op *o, uint64_t hash, uint64_t off) {
-  struct gk *e = (struct gk *)group_find(db, g, dst, o, hash);
-  if (g->e == NULL)
-    return;
-  if (e == NULL) {
-    size_t i = hash & g->mask;
-    while (g->e[i].off != 0)
-      i = (i + 1) & g->mask;
-    e = &g->e[i];
-    e->hash = hash;
-    g->n++;
+/* Fails (MAPKV_NOTFOUND) the commits of cs[0..count) that delete a key
+ * absent by then: absent from the map, or deleted by an earlier commit of
+ * the group. 0, or MAPKV_ENOMEM. */
+static int check_dels(mapkv_t *db, commit **cs, size_t count, uint64_t nops) {
+  group_keys g;
+  size_t slots = 16, k;
+  for (k = 0; k < count && !cs[k]->must_exist; k++)
+    ;
+  if (k == count)
+    return 0;
+  if (count == 1) {
+    const op *o = &cs[0]->ops[0];
+    mapkv__probe p;
+    int damaged = 0;
+    if (mapkv__keymap_find(&db->map, o->key, o->klen,
+                           mapkv__index_hash(o->key, o->klen), &p,
+                           &damaged) == 0)
+      set_rc(cs[0], mapkv__fail_static(MAPKV_NOTFOUND, "key not found"));
+    return 0;
   }
-  e->off = off;
-  e->type = o->type;
+  while (slots < 2 * nops)
+    slots *= 2;
+  if ((g.e = calloc(slots, sizeof *g.e)) == NULL)
+    return MAPKV_ENOMEM;
+  g.mask = slots - 1;
+  for (k = 0; k < count; k++) {
+    commit *c = cs[k];
+    if (c->rc != 0)
+      continue;
+    if (c->must_exist) {
+      uint64_t h = mapkv__index_hash(c->ops[0].key, c->ops[0].klen);
+      const struct gk *e = group_find(&g, &c->ops[0], h);
+      mapkv__probe p;
+      int damaged = 0;
+      if (e->o != NULL
+              ? e->o->type != MAPKV__T_PUT
+              : mapkv__keymap_find(&db->map, c->ops[0].key, c->ops[0].klen, h,
+                                   &p, &damaged) == 0) {
+        set_rc(c, mapkv__fail_static(MAPKV_NOTFOUND, "key not found"));
+        continue;
+      }
+    }
+    for (size_t i = 0; i < c->n; i++) {
+      uint64_t h = mapkv__index_hash(c->ops[i].key, c->ops[i].klen);
+      struct gk *e = group_find(&g, &c->ops[i], h);
+      e->hash = h;
+      e->o = &c->ops[i];
+    }
+  }
+  free(g.e);
+  return 0;
 }
 
-/* Writes the commits cs[0..count) as consecutive batches with one flush
- * (durable mode) and applies them. Caller holds wlock and has checked the
- * operations. Each commit's rc says what became of it. */
+/* Writes the commits cs[0..count) as one batch (durable mode: with one
+ * flush) and applies them; a group's commits are all there after a crash
+ * or none are, so that what survives is always a prefix of the commit
+ * order. Caller holds wlock and has checked the operations. Each commit's
+ * rc says what became of it. */
 static void write_group(mapkv_t *db, commit **cs, size_t count) {
   mapkv__log *lg = &db->log;
   mapkv__keymap *km = &db->map;
   int durable = db->opts.sync_mode == MAPKV_SYNC_COMMIT;
-  uint64_t total = 0, nops = 0, at, seq, hash1 = 0, prev1 = 0;
+  uint64_t total = 0, nops = 0, nrec = 0, at, seq, hash1 = 0, prev1 = 0;
   uint64_t *hashes = NULL;
-  group_keys g = {NULL, 0, 0};
   uint8_t *dst;
   mapkv__probe p1;
-  int rc;
+  int rc, first = 1;
 
   for (size_t k = 0; k < count; k++) {
-    total += commit_bytes(cs[k]);
+    total += ops_bytes(cs[k]);
     nops += cs[k]->n;
   }
-  if (lg->seq + nops + count > MAPKV__SEQ_MAX) {
+  if (nops > 1)
+    total += MAPKV__REC_OVERHEAD + MAPKV__COMMIT_VALUE;
+  if (lg->seq + nops + 1 > MAPKV__SEQ_MAX) {
     for (size_t k = 0; k < count; k++)
       set_rc(cs[k], mapkv__fail(MAPKV_EFULL, "sequence numbers exhausted"));
     return;
   }
-  if ((rc = make_room(db, total, nops)) != 0) {
+  if ((rc = make_room(db, total, nops)) != 0 ||
+      (rc = check_dels(db, cs, count, nops)) != 0) {
     /* Not room for all (a full disk, a full store): each on its own, so
      * that those that fit are written. */
     if (count > 1) {
@@ -204,6 +233,9 @@ static void write_group(mapkv_t *db, commit **cs, size_t count) {
     set_rc(cs[0], rc);
     return;
   }
+  for (size_t k = 0; k < count; k++)
+    if (cs[k]->rc == 0)
+      nrec += cs[k]->n;
   if (durable) {
     if (total > db->wcap) {
       uint8_t *w = realloc(db->wbuf, total);
@@ -215,16 +247,9 @@ static void write_group(mapkv_t *db, commit **cs, size_t count) {
       db->wbuf = w;
       db->wcap = total;
     }
-    dst = db->wbuf;
+    dst = db->wbuf - lg->end; /* the bytes of offset at are at dst + at */
   } else {
-    dst = lg->base + lg->end;
-  }
-  if (count > 1) {
-    size_t slots = 16;
-    while (slots < 2 * nops)
-      slots *= 2;
-    g.e = calloc(slots, sizeof *g.e); /* without it, prevs skip the group */
-    g.mask = slots - 1;
+    dst = lg->base;
   }
 
   /* Every key's hash first, so that each index slot can be prefetched a
@@ -243,77 +268,49 @@ static void write_group(mapkv_t *db, commit **cs, size_t count) {
       hashes[i] = mapkv__index_hash(cs[0]->ops[i].key, cs[0]->ops[i].klen);
   }
 
-  /* Each record names the key's newest record before its batch (prev):
-   * an earlier commit of the group's, or the map's, which changes only
-   * after the flush. */
+  /* Each record names the key's newest record before the batch (prev),
+   * which the map holds: it changes only after the write. */
   at = lg->end;
   seq = lg->seq;
   for (size_t k = 0; k < count; k++) {
     commit *c = cs[k];
     const op *ops = c->ops;
-    size_t n = c->n;
     c->start = c->end = at;
-    if (c->must_exist) {
-      uint64_t h = mapkv__index_hash(ops[0].key, ops[0].klen);
-      const struct gk *e = group_find(db, &g, dst, &ops[0], h);
-      mapkv__probe p;
-      int damaged = 0;
-      if (e != NULL ? e->type != MAPKV__T_PUT
-                    : mapkv__keymap_find(km, ops[0].key, ops[0].klen, h, &p,
-                                         &damaged) == 0) {
-        set_rc(c, mapkv__fail_static(MAPKV_NOTFOUND, "key not found"));
-        continue;
-      }
-    }
-    for (size_t i = 0; i < n; i++) {
-      uint8_t flags = (uint8_t)((i == 0 ? MAPKV__F_FIRST : 0) |
-                                (n == 1 ? MAPKV__F_LAST : 0));
+    if (c->rc != 0)
+      continue;
+    for (size_t i = 0; i < c->n; i++) {
+      uint8_t flags = (uint8_t)((first ? MAPKV__F_FIRST : 0) |
+                                (nrec == 1 ? MAPKV__F_LAST : 0));
       uint64_t h = hashes != NULL ? hashes[i]
                                   : mapkv__index_hash(ops[i].key, ops[i].klen);
-      const struct gk *e = group_find(db, &g, dst, &ops[i], h);
       mapkv__probe p;
       int damaged = 0;
       uint64_t prev;
-      if (hashes != NULL && i + APPLY_AHEAD < n)
+      if (hashes != NULL && i + APPLY_AHEAD < c->n)
         mapkv__index_prefetch(&km->ix, hashes[i + APPLY_AHEAD]);
       prev = mapkv__keymap_find(km, ops[i].key, ops[i].klen, h, &p, &damaged);
-      if (count == 1 && n == 1) {
+      if (nrec == 1) {
         hash1 = h;
         prev1 = prev;
         p1 = p;
       }
-      if (e != NULL)
-        prev = e->off;
-      at += mapkv__rec_encode((uint8_t *)staged(db, dst, at), ops[i].type,
-                              flags, ++seq, prev, ops[i].key, ops[i].klen,
-                              ops[i].val, ops[i].vlen, lg->hdr.file_id);
-    }
-    if (n > 1) {
-      uint8_t cval[MAPKV__COMMIT_VALUE];
-      mapkv__commit_value(cval, n);
-      at += mapkv__rec_encode((uint8_t *)staged(db, dst, at), MAPKV__T_COMMIT,
-                              MAPKV__F_LAST, ++seq, 0, NULL, 0, cval,
-                              sizeof cval, lg->hdr.file_id);
-    }
-    /* The batch's keys, for the commits after it in the group (last one
-     * wins: their records come later). */
-    for (uint64_t off = c->start; g.e != NULL && off < at;) {
-      const uint8_t *r = staged(db, dst, off);
-      mapkv__rec rec;
-      mapkv__rec_decode(r, at - off, 0, 0, &rec);
-      if (rec.type != MAPKV__T_COMMIT) {
-        op o = {rec.type, rec.klen, rec.vlen, rec.key, rec.val};
-        group_put(db, &g, dst, &o, mapkv__index_hash(rec.key, rec.klen), off);
-      }
-      off += rec.size;
+      at += mapkv__rec_encode(dst + at, ops[i].type, flags, ++seq, prev,
+                              ops[i].key, ops[i].klen, ops[i].val, ops[i].vlen,
+                              lg->hdr.file_id);
+      first = 0;
     }
     c->end = at;
   }
-  free(g.e);
+  if (nrec > 1) {
+    uint8_t cval[MAPKV__COMMIT_VALUE];
+    mapkv__commit_value(cval, nrec);
+    at += mapkv__rec_encode(dst + at, MAPKV__T_COMMIT, MAPKV__F_LAST, ++seq, 0,
+                            NULL, 0, cval, sizeof cval, lg->hdr.file_id);
+  }
   assert(at <= lg->end + total && at <= lg->cap);
 
   if (durable && at > lg->end &&
-      (rc = mapkv__log_write_durable(lg, dst, at - lg->end)) != 0) {
+      (rc = mapkv__log_write_durable(lg, db->wbuf, at - lg->end)) != 0) {
     for (size_t k = 0; k < count; k++)
       if (cs[k]->rc == 0)
         set_rc(cs[k], rc);
@@ -321,16 +318,20 @@ static void write_group(mapkv_t *db, commit **cs, size_t count) {
   }
 
   /* Readers are not excluded: they see the index change through the
-   * version (store.h) and retry, so the batches are visible all at once. */
+   * version (store.h) and retry, so the batch is visible all at once. */
   mapkv__write_begin(db);
-  if (count == 1 && cs[0]->n == 1 && cs[0]->rc == 0) {
+  if (nrec == 1) {
     /* The probe of the lookup above is still valid: only this writer
      * changes the index, and the table did not grow since. */
-    const op *o = &cs[0]->ops[0];
     uint64_t off = lg->end;
-    if (o->type == MAPKV__T_PUT && prev1 != 0)
+    size_t k = 0;
+    uint8_t type;
+    while (cs[k]->rc != 0)
+      k++;
+    type = cs[k]->ops[0].type;
+    if (type == MAPKV__T_PUT && prev1 != 0)
       mapkv__keymap_replace(km, &p1, prev1, off, at - off);
-    else if (o->type == MAPKV__T_PUT)
+    else if (type == MAPKV__T_PUT)
       rc = mapkv__keymap_insert(km, hash1, off, at - off);
     else if (prev1 != 0)
       mapkv__keymap_remove(km, &p1, prev1);
@@ -338,26 +339,22 @@ static void write_group(mapkv_t *db, commit **cs, size_t count) {
     if (mapkv__test_pause != NULL)
       mapkv__test_pause();
   } else {
-    for (size_t k = 0; k < count; k++) {
-      size_t i = 0;
-      if (cs[k]->rc != 0)
-        continue;
-      for (uint64_t off = cs[k]->start; off < cs[k]->end; i++) {
-        mapkv__rec r;
-        int d = mapkv__log_decode(lg, off, cs[k]->end - off, 0, &r);
-        assert(d == MAPKV__REC_OK && i <= cs[k]->n); /* written above */
-        (void)d;
-        if (hashes != NULL && i + APPLY_AHEAD < cs[k]->n)
-          mapkv__index_prefetch(&km->ix, hashes[i + APPLY_AHEAD]);
-        if (i < cs[k]->n)
-          rc = mapkv__keymap_apply(
-              km, off, &r,
-              hashes != NULL ? hashes[i] : mapkv__index_hash(r.key, r.klen));
-        assert(rc == 0); /* room was reserved */
-        off += r.size;
-        if (mapkv__test_pause != NULL)
-          mapkv__test_pause();
-      }
+    size_t i = 0;
+    for (uint64_t off = lg->end; off < at; i++) {
+      mapkv__rec r;
+      int d = mapkv__log_decode(lg, off, at - off, 0, &r);
+      assert(d == MAPKV__REC_OK); /* written above */
+      (void)d;
+      if (hashes != NULL && i + APPLY_AHEAD < cs[0]->n)
+        mapkv__index_prefetch(&km->ix, hashes[i + APPLY_AHEAD]);
+      rc = mapkv__keymap_apply(km, off, &r,
+                               hashes != NULL && i < cs[0]->n
+                                   ? hashes[i]
+                                   : mapkv__index_hash(r.key, r.klen));
+      assert(rc == 0); /* room was reserved */
+      off += r.size;
+      if (mapkv__test_pause != NULL)
+        mapkv__test_pause();
     }
   }
   mapkv__log_committed(lg, at, seq);
@@ -387,6 +384,9 @@ static int commit_ops(mapkv_t *db, const op *ops, size_t n, int must_exist) {
   else
     db->qhead = &self;
   db->qtail = &self;
+  db->qlen++;
+  if (mapkv__test_queued != NULL)
+    mapkv__test_queued(db->qlen);
   while (!self.done && db->qhead != &self)
     pthread_cond_wait(&self.cv, &db->qlock);
   if (self.done) {
@@ -407,6 +407,7 @@ static int commit_ops(mapkv_t *db, const op *ops, size_t n, int must_exist) {
 
   pthread_mutex_lock(&db->qlock);
   db->qhead = group[count - 1]->next;
+  db->qlen -= count;
   if (db->qhead == NULL)
     db->qtail = NULL;
   else
