@@ -13,6 +13,7 @@
  */
 #include "pymapkv.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -230,7 +231,22 @@ PyDoc_STRVAR(open_doc,
              "reports what\n"
              "recovery found.");
 
+/* For the tests: the exception object a return code is raised as. */
+static PyObject *exception_for(PyObject *module, PyObject *arg) {
+  long code = PyLong_AsLong(arg);
+  (void)module;
+  if (code == -1 && PyErr_Occurred())
+    return NULL;
+  if (code >= 0 || code < INT_MIN) {
+    PyErr_SetString(PyExc_ValueError, "error codes are negative ints");
+    return NULL;
+  }
+  return mapkv__py_exception((int)code);
+}
+
 static PyMethodDef module_methods[] = {
+    {"_exception_for", exception_for, METH_O,
+     "The exception a C return code is raised as (for tests)."},
     {"open", (PyCFunction)(void (*)(void))mapkv__py_store_open,
      METH_VARARGS | METH_KEYWORDS, open_doc},
     {NULL, NULL, 0, NULL}};

@@ -866,7 +866,7 @@ static PyGetSetDef store_getset[] = {
      "Whether the store was opened read-only.", NULL},
     {"closed", (getter)store_get_closed, NULL, "Whether the store is closed.",
      NULL},
-    {"sync", (getter)store_get_sync, NULL,
+    {"sync_mode", (getter)store_get_sync, NULL,
      "The sync mode: 'commit', 'none' or 'explicit'.", NULL},
     {NULL, NULL, NULL, NULL, NULL}};
 
