@@ -16,6 +16,7 @@ typedef struct mapkv__py_batch {
   mapkv_batch_t *b;                   /* NULL when done */
   Py_ssize_t nops;                    /* puts and deletes added */
   const char *done; /* why it is done: "committed", "aborted", ... */
+  int ended;        /* by commit() or abort() (even a failed commit) */
 } mapkv__py_batch;
 
 #define BATCH_OF(c)                                                            \
@@ -47,6 +48,7 @@ PyObject *mapkv__py_batch_new(mapkv__py_store *s) {
   self->b = b;
   self->nops = 0;
   self->done = NULL;
+  self->ended = 0;
   mapkv__py_child_link(s, &self->link, batch_detach);
   return (PyObject *)self;
 }
@@ -134,6 +136,7 @@ static PyObject *finish(mapkv__py_batch *self, int commit) {
   if ((b = pending(self)) == NULL)
     return NULL;
   self->b = NULL;
+  self->ended = 1;
   mapkv__py_child_unlink(&self->link);
   if (!commit) {
     mapkv_batch_abort(b);
@@ -182,8 +185,10 @@ static PyObject *batch_enter(mapkv__py_batch *self, PyObject *unused) {
 static PyObject *batch_exit(mapkv__py_batch *self, PyObject *const *args,
                             Py_ssize_t nargs) {
   int failed = nargs > 0 && args[0] != Py_None;
-  if (self->b == NULL && failed)
-    Py_RETURN_NONE; /* done inside the block; let its exception through */
+  /* Ended inside the block, or the block's exception is on its way: there
+   * is nothing to add. A batch its store's close aborted is an error. */
+  if (self->b == NULL && (self->ended || failed))
+    Py_RETURN_NONE;
   return finish(self, !failed);
 }
 
