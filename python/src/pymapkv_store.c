@@ -209,25 +209,31 @@ static PyObject *store_close(mapkv__py_store *s, PyObject *unused) {
     s->db = NULL; /* the parent's: forget it, never touch it */
     Py_RETURN_NONE;
   }
-  for (;;) {
-    if (s->db == NULL)
-      Py_RETURN_NONE;
-    if (s->pins > 0) {
-      PyErr_Format(PyExc_BufferError,
-                   "cannot close the store: %zd read view(s) still open or "
-                   "with memoryviews alive",
-                   s->pins);
-      return NULL;
-    }
-    if (s->active == 0)
-      break;
-    wait_for(s, 1);
+  if (s->db == NULL) {
+    /* Closed, or being closed by another thread: wait until it is. */
+    if (s->active > 0)
+      wait_for(s, 1);
+    Py_RETURN_NONE;
   }
-  detach_children(s);
+  if (s->pins > 0) {
+    PyErr_Format(PyExc_BufferError,
+                 "cannot close the store: %zd read view(s) still open or "
+                 "with memoryviews alive",
+                 s->pins);
+    return NULL;
+  }
+  /* From here on the store is closed to new calls; calls running on other
+   * threads (with their own copy of the handle) finish first. */
   db = s->db;
   s->db = NULL;
+  detach_children(s);
+  while (s->active > 0)
+    wait_for(s, 1);
+  mapkv__py_store_enter(s, 0);
   Py_BEGIN_ALLOW_THREADS rc = mapkv_close(db);
-  Py_END_ALLOW_THREADS if (rc != 0) return mapkv__py_raise(rc);
+  Py_END_ALLOW_THREADS mapkv__py_store_leave(s, 0);
+  if (rc != 0)
+    return mapkv__py_raise(rc);
   Py_RETURN_NONE;
 }
 
