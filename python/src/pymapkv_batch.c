@@ -213,9 +213,10 @@ static PyMethodDef batch_methods[] = {
     {"commit", (PyCFunction)batch_commit, METH_NOARGS, commit_doc},
     {"abort", (PyCFunction)batch_abort, METH_NOARGS, abort_doc},
     {"__enter__", (PyCFunction)batch_enter, METH_NOARGS,
-     "Return the batch itself."},
+     "__enter__($self, /)\n--\n\nReturn the batch itself."},
     {"__exit__", (PyCFunction)(void (*)(void))batch_exit, METH_FASTCALL,
-     "Commit the batch, or abort it if the block raised."},
+     "__exit__($self, exc_type, exc, tb, /)\n--\n\nCommit the batch, or abort "
+     "it if the block raised."},
     {NULL, NULL, 0, NULL}};
 
 static PyGetSetDef batch_getset[] = {

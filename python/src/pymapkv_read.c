@@ -368,9 +368,9 @@ static PyMethodDef read_methods[] = {
     {"get", (PyCFunction)(void (*)(void))read_get, METH_FASTCALL, read_get_doc},
     {"close", (PyCFunction)read_close, METH_NOARGS, read_close_doc},
     {"__enter__", (PyCFunction)read_enter, METH_NOARGS,
-     "Return the read view itself."},
+     "__enter__($self, /)\n--\n\nReturn the read view itself."},
     {"__exit__", (PyCFunction)(void (*)(void))read_exit, METH_FASTCALL,
-     "End the read view."},
+     "__exit__($self, exc_type, exc, tb, /)\n--\n\nEnd the read view."},
     {NULL, NULL, 0, NULL}};
 
 static PyGetSetDef read_getset[] = {

@@ -894,8 +894,9 @@ static PyMethodDef store_methods[] = {
     {"sync", (PyCFunction)store_sync, METH_NOARGS, sync_doc},
     {"close", (PyCFunction)store_close, METH_NOARGS, close_doc},
     {"__enter__", (PyCFunction)store_enter, METH_NOARGS,
-     "Return the store itself."},
-    {"__exit__", FASTCALL(store_exit), "Close the store."},
+     "__enter__($self, /)\n--\n\nReturn the store itself."},
+    {"__exit__", FASTCALL(store_exit),
+     "__exit__($self, exc_type, exc, tb, /)\n--\n\nClose the store."},
     {NULL, NULL, 0, NULL}};
 
 static PyMappingMethods store_as_mapping = {
