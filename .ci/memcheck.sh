@@ -14,6 +14,10 @@
 #  - install_consumer: skipped — it configures, builds and runs a consumer of
 #    the installed package through cmake and cc (packaging, not memory use);
 #    the other CI stages run it.
+#  - python, python_pip: skipped — the Python extension's tests run the
+#    interpreter, whose own allocations valgrind cannot tell from the
+#    extension's; the sanitize stage runs them with the extension and the
+#    library under ASan+UBSan instead (python/CMakeLists.txt).
 # A ctest test of any other kind is reported as not covered (and fails).
 #
 # Forked children: several suites fork (the lock, crash and store tests).
@@ -119,6 +123,9 @@ for name in $tests; do
   case $name in
   install_consumer)
     echo "memcheck: $name skipped (packaging test: cmake and cc, see .ci/memcheck.sh)"
+    ;;
+  python | python_pip)
+    echo "memcheck: $name skipped (the Python tests run under ASan in the sanitize stage, see .ci/memcheck.sh)"
     ;;
   cli)
     start=$(date +%s)
