@@ -95,6 +95,16 @@ static PyObject *builtin_base(int code) {
   }
 }
 
+/* add_ref() of Python 3.10, for 3.9. */
+static int add_ref(PyObject *m, const char *name, PyObject *o) {
+  Py_INCREF(o);
+  if (PyModule_AddObject(m, name, o) < 0) {
+    Py_DECREF(o);
+    return -1;
+  }
+  return 0;
+}
+
 static int add_errors(PyObject *m) {
   PyObject *dict;
   mapkv__py_error = PyErr_NewExceptionWithDoc(
@@ -107,7 +117,7 @@ static int add_errors(PyObject *m) {
   if (mapkv__py_error == NULL)
     return -1;
   if (PyObject_SetAttrString(mapkv__py_error, "code", Py_None) < 0 ||
-      PyModule_AddObjectRef(m, "Error", mapkv__py_error) < 0)
+      add_ref(m, "Error", mapkv__py_error) < 0)
     return -1;
   for (size_t i = 0; i < NERRORS; i++) {
     char name[64], qual[80], doc[200];
@@ -134,8 +144,7 @@ static int add_errors(PyObject *m) {
     errors[i].cls = PyErr_NewExceptionWithDoc(qual, doc, bases, dict);
     Py_DECREF(bases);
     Py_DECREF(dict);
-    if (errors[i].cls == NULL ||
-        PyModule_AddObjectRef(m, name, errors[i].cls) < 0)
+    if (errors[i].cls == NULL || add_ref(m, name, errors[i].cls) < 0)
       return -1;
     if (errors[i].code == MAPKV_NOTFOUND)
       mapkv__py_notfound = errors[i].cls;
@@ -143,18 +152,28 @@ static int add_errors(PyObject *m) {
   return 0;
 }
 
-static const char *message(int rc) {
+/* The message of the last failure as a str; paths in it are decoded as
+ * os.fsdecode() does (undecodable bytes as surrogates). */
+static PyObject *message(int rc) {
   const char *msg = mapkv_errmsg();
-  return msg[0] != '\0' ? msg : mapkv_strerror(rc);
+  return PyUnicode_DecodeFSDefault(msg[0] != '\0' ? msg : mapkv_strerror(rc));
 }
 
 PyObject *mapkv__py_exception(int rc) {
-  if (rc < 0 && rc > -4096)
-    return PyObject_CallFunction(PyExc_OSError, "is", -rc, message(rc));
+  PyObject *cls = mapkv__py_error, *msg, *e;
+  if ((msg = message(rc)) == NULL)
+    return NULL;
+  if (rc < 0 && rc > -4096) {
+    e = PyObject_CallFunction(PyExc_OSError, "iO", -rc, msg);
+    Py_DECREF(msg);
+    return e;
+  }
   for (size_t i = 0; i < NERRORS; i++)
     if (errors[i].code == rc)
-      return PyObject_CallFunction(errors[i].cls, "s", message(rc));
-  return PyObject_CallFunction(mapkv__py_error, "s", message(rc));
+      cls = errors[i].cls;
+  e = PyObject_CallOneArg(cls, msg);
+  Py_DECREF(msg);
+  return e;
 }
 
 PyObject *mapkv__py_raise(int rc) {
@@ -286,7 +305,7 @@ static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT,
 static int add_type(PyObject *m, PyTypeObject *t, const char *name) {
   if (PyType_Ready(t) < 0)
     return -1;
-  return PyModule_AddObjectRef(m, name, (PyObject *)t);
+  return add_ref(m, name, (PyObject *)t);
 }
 
 PyMODINIT_FUNC PyInit__mapkv(void) {

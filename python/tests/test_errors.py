@@ -207,3 +207,10 @@ def test_error_messages_carry_context(db):
         mapkv.open(db.path + ".missing", create=False)
     assert e.value.errno == errno.ENOENT
     assert "No such file" in str(e.value)
+
+
+def test_undecodable_path_in_a_message(tmp_path):
+    missing = os.path.join(os.fsencode(str(tmp_path)), b"no\xffdir", b"s.mkv")
+    with pytest.raises(FileNotFoundError) as e:
+        mapkv.open(missing)
+    assert os.fsencode(str(e.value)).find(b"no\xffdir") >= 0
