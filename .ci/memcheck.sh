@@ -14,7 +14,7 @@
 #  - install_consumer: skipped — it configures, builds and runs a consumer of
 #    the installed package through cmake and cc (packaging, not memory use);
 #    the other CI stages run it.
-#  - python, python_pip: skipped — the Python extension's tests run the
+#  - python, python_pip, python_bench_quick: skipped — the Python extension's tests run the
 #    interpreter, whose own allocations valgrind cannot tell from the
 #    extension's; the sanitize stage runs them with the extension and the
 #    library under ASan+UBSan instead (python/CMakeLists.txt).
@@ -124,7 +124,7 @@ for name in $tests; do
   install_consumer)
     echo "memcheck: $name skipped (packaging test: cmake and cc, see .ci/memcheck.sh)"
     ;;
-  python | python_pip)
+  python | python_pip | python_bench_quick)
     echo "memcheck: $name skipped (the Python tests run under ASan in the sanitize stage, see .ci/memcheck.sh)"
     ;;
   cli)

@@ -4,6 +4,7 @@ reach for, in one run, on the same data.
 
     PYTHONPATH=build/python python3 python/bench.py            # 1M records
     PYTHONPATH=build/python python3 python/bench.py --num 200000 --repeat 1
+    PYTHONPATH=build/python python3 python/bench.py --quick     # smoke test
 
 Peers, each skipped when not installed: py-lmdb (Debian python3-lmdb),
 plyvel (LevelDB, python3-plyvel), dbm.gnu (python3-gdbm), and a dict (the
@@ -443,7 +444,13 @@ def main(argv=None):
     ap.add_argument("--dir", help="scratch directory (default: a new one "
                     "under $TMPDIR, removed afterwards)")
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--quick", action="store_true",
+                    help="2000 records, 1 round, few big-value calls: a "
+                    "check that every workload runs and reads right (the "
+                    "ctest test python_bench_quick), not a measurement")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.num, args.repeat, args.big_calls = 2000, 1, 3
 
     n = args.num
     print("bench.py --num %d --repeat %d" % (n, args.repeat))
