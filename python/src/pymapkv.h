@@ -39,8 +39,7 @@
 
 #include "mapkv/mapkv.h"
 
-/* ---- Module-wide ---------------------------------------------------------
- */
+/* ---- Module-wide --------------------------------------------------------- */
 
 extern PyTypeObject mapkv__py_store_type;
 extern PyTypeObject mapkv__py_batch_type;
@@ -69,8 +68,7 @@ PyObject *mapkv__py_raise(int rc);
  * returns NULL. */
 PyObject *mapkv__py_raise_notfound(PyObject *key);
 
-/* ---- Bytes-like arguments ------------------------------------------------
- */
+/* ---- Bytes-like arguments ------------------------------------------------ */
 
 /* A key, value or prefix argument: bytes, or any object exporting a
  * contiguous buffer (bytearray, memoryview, array, mmap...). str is
@@ -101,8 +99,7 @@ static inline void mapkv__py_bytes_release(mapkv__py_bytes *b) {
     PyBuffer_Release(&b->view);
 }
 
-/* ---- Store ---------------------------------------------------------------
- */
+/* ---- Store --------------------------------------------------------------- */
 
 /* An object holding a C handle that points into the store handle. */
 typedef struct mapkv__py_child {
@@ -112,8 +109,9 @@ typedef struct mapkv__py_child {
 } mapkv__py_child;
 
 typedef struct mapkv__py_store {
-  PyObject_HEAD mapkv_t *db; /* NULL once closed */
-  PyObject *path;            /* as given (str or bytes, after os.fspath) */
+  PyObject ob_base;
+  mapkv_t *db;    /* NULL once closed */
+  PyObject *path; /* as given (str or bytes, after os.fspath) */
   int readonly;
   int sync_mode;         /* enum mapkv_sync_mode */
   unsigned long forkgen; /* mapkv__py_forkgen at open */

@@ -11,12 +11,13 @@
 #include "pymapkv.h"
 
 typedef struct mapkv__py_batch {
-  PyObject_HEAD mapkv__py_child link; /* in store->children while pending */
-  mapkv__py_store *store;             /* strong reference */
-  mapkv_batch_t *b;                   /* NULL when done */
-  Py_ssize_t nops;                    /* puts and deletes added */
-  const char *done; /* why it is done: "committed", "aborted", ... */
-  int ended;        /* by commit() or abort() (even a failed commit) */
+  PyObject ob_base;
+  mapkv__py_child link;   /* in store->children while pending */
+  mapkv__py_store *store; /* strong reference */
+  mapkv_batch_t *b;       /* NULL when done */
+  Py_ssize_t nops;        /* puts and deletes added */
+  const char *done;       /* why it is done: "committed", "aborted", ... */
+  int ended;              /* by commit() or abort() (even a failed commit) */
 } mapkv__py_batch;
 
 #define BATCH_OF(c)                                                            \

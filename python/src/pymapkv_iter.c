@@ -13,8 +13,8 @@
 #include "pymapkv.h"
 
 typedef struct mapkv__py_iter {
-  PyObject_HEAD mapkv__py_child
-      link;               /* in store->children while the cursor is open */
+  PyObject ob_base;
+  mapkv__py_child link;   /* in store->children while the cursor is open */
   mapkv__py_store *store; /* strong reference */
   mapkv_cursor_t *cur;    /* NULL once ended */
   int kind;               /* MAPKV__PY_KEYS, _VALUES, _ITEMS */

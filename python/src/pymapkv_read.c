@@ -31,10 +31,11 @@
 #include "pymapkv.h"
 
 typedef struct mapkv__py_read {
-  PyObject_HEAD mapkv__py_store *store; /* strong reference */
-  int open;                             /* inside its block */
-  int pinned;                           /* counted in store->pins */
-  Py_ssize_t exports;                   /* live buffer exports */
+  PyObject ob_base;
+  mapkv__py_store *store; /* strong reference */
+  int open;               /* inside its block */
+  int pinned;             /* counted in store->pins */
+  Py_ssize_t exports;     /* live buffer exports */
   /* The export r[key] is asking for (getbuffer refuses any other). */
   const void *pending;
   Py_ssize_t pending_len;
@@ -45,8 +46,7 @@ typedef struct mapkv__py_read {
 
 static PyObject *str_release; /* "release" */
 
-/* ---- The three calls a C read view would change ----------------------------
- */
+/* ---- The three calls a C read view would change -------------------------- */
 
 static int view_begin(mapkv__py_read *r) {
   (void)r; /* would be: mapkv_read_begin(db, &r->rv) */
@@ -63,9 +63,7 @@ static void view_end(mapkv__py_read *r) {
   (void)r; /* would be: mapkv_read_end(r->rv) */
 }
 
-/* ---- Pinning
- * -----------------------------------------------------------------
- */
+/* ---- Pinning ------------------------------------------------------------- */
 
 static void pin_release(mapkv__py_read *r) {
   if (!r->pinned)
@@ -157,8 +155,7 @@ static int keep_view(mapkv__py_read *r, PyObject *mv) {
   return 0;
 }
 
-/* ---- Buffer protocol -------------------------------------------------------
- */
+/* ---- Buffer protocol ----------------------------------------------------- */
 
 static int read_getbuffer(mapkv__py_read *r, Py_buffer *view, int flags) {
   if (!r->has_pending) {
@@ -186,9 +183,7 @@ static PyBufferProcs read_as_buffer = {
     (releasebufferproc)read_releasebuffer,
 };
 
-/* ---- Gets
- * --------------------------------------------------------------------
- */
+/* ---- Gets ---------------------------------------------------------------- */
 
 /* The store handle for a get through r, or NULL with ValueError set. */
 static mapkv_t *usable(mapkv__py_read *r) {
@@ -284,9 +279,7 @@ static int read_contains(mapkv__py_read *r, PyObject *key) {
   return rc;
 }
 
-/* ---- Ending
- * --------------------------------------------------------------------
- */
+/* ---- Ending -------------------------------------------------------------- */
 
 PyDoc_STRVAR(read_close_doc,
              "close($self, /)\n--\n\n"

@@ -15,8 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- Lifetime and threads ------------------------------------------------
- */
+/* ---- Lifetime and threads ------------------------------------------------ */
 
 PyObject *mapkv__py_closed(const mapkv__py_store *s) {
   if (s->db != NULL)
@@ -85,8 +84,7 @@ static void detach_children(mapkv__py_store *s) {
   }
 }
 
-/* ---- Opening and closing -------------------------------------------------
- */
+/* ---- Opening and closing ------------------------------------------------- */
 
 static int parse_sync(const char *name, int *mode) {
   if (strcmp(name, "commit") == 0)
@@ -252,8 +250,7 @@ static PyObject *store_exit(mapkv__py_store *s, PyObject *const *args,
   return store_close(s, NULL);
 }
 
-/* ---- Gets ----------------------------------------------------------------
- */
+/* ---- Gets ---------------------------------------------------------------- */
 
 /* A get that copies inside the library (safe while a compaction runs on
  * another thread): 0 with *out a new bytes, or a return code (*out NULL;
@@ -498,8 +495,7 @@ static Py_ssize_t store_len(mapkv__py_store *s) {
   return (Py_ssize_t)st.records;
 }
 
-/* ---- Writes --------------------------------------------------------------
- */
+/* ---- Writes -------------------------------------------------------------- */
 
 static int store_ass_subscript(mapkv__py_store *s, PyObject *key,
                                PyObject *value) {
@@ -555,8 +551,7 @@ static PyObject *store_update(mapkv__py_store *s, PyObject *const *args,
   return mapkv__py_batch_update(s, args[0]);
 }
 
-/* ---- Maintenance ---------------------------------------------------------
- */
+/* ---- Maintenance --------------------------------------------------------- */
 
 PyDoc_STRVAR(stat_doc,
              "stat($self, /)\n--\n\n"
@@ -744,8 +739,7 @@ static PyObject *store_sync(mapkv__py_store *s, PyObject *unused) {
   Py_RETURN_NONE;
 }
 
-/* ---- Iteration, batches, read views ---------------------------------------
- */
+/* ---- Iteration, batches, read views -------------------------------------- */
 
 static PyObject *iter_of(mapkv__py_store *s, PyObject *args, PyObject *kwargs,
                          int kind, const char *fmt) {
@@ -833,8 +827,7 @@ static PyObject *store_read(mapkv__py_store *s, PyObject *unused) {
   return mapkv__py_read_new(s);
 }
 
-/* ---- Attributes ------------------------------------------------------------
- */
+/* ---- Attributes ---------------------------------------------------------- */
 
 static PyObject *store_get_path(mapkv__py_store *s, void *c) {
   (void)c;
