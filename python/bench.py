@@ -416,7 +416,7 @@ def machine():
                     break
     except OSError:
         pass
-    return "%s, %d cores, Linux %s, Python %s, load %.2f %.2f %.2f" % (
+    return "%s, %d cores, Linux %s, Python %s, load at start %.2f %.2f %.2f" % (
         cpu, os.cpu_count(), platform.release(), platform.python_version(),
         *os.getloadavg())
 
@@ -470,25 +470,30 @@ def main(argv=None):
                 s.close()
             finally:
                 shutil.rmtree(d, ignore_errors=True)
-        print("round %d of %d done" % (rnd + 1, args.repeat),
-              file=sys.stderr)
+        print("round %d of %d done, load %.2f"
+              % (rnd + 1, args.repeat, os.getloadavg()[0]), file=sys.stderr)
 
     med = {k: statistics.median(v) for k, v in results.items()}
     names = [c.name for c in stores()]
+
+    def rounds(key):
+        return " ".join(fmt_rate(n, t) for t in results[key])
+
     print()
-    print("| workload | store | ops/s | mapkv ÷ store |")
-    print("|---|---|---:|---:|")
+    print("| workload | store | ops/s | mapkv ÷ store | rounds |")
+    print("|---|---|---:|---:|---|")
     for w in ("fill", "get", "get+format"):
         base = med[("mapkv", w)]
         for name in names:
             t = med[(name, w)]
-            print("| %s | %s | %s | %.2f |" % (w, name, fmt_rate(n, t),
-                                             t / base))
+            print("| %s | %s | %s | %.2f | %s |"
+                  % (w, name, fmt_rate(n, t), t / base, rounds((name, w))))
         if w == "get":
             for (name, wl), t in sorted(med.items()):
                 if wl.startswith("get:"):
-                    print("| get | %s, %s | %s | %.2f |"
-                          % (name, wl[4:], fmt_rate(n, t), t / base))
+                    print("| get | %s, %s | %s | %.2f | %s |"
+                          % (name, wl[4:], fmt_rate(n, t), t / base,
+                             rounds((name, wl))))
 
     d = tempfile.mkdtemp(prefix="mapkv-pybench.", dir=args.dir)
     try:
