@@ -15,9 +15,10 @@
 #    the installed package through cmake and cc (packaging, not memory use);
 #    the other CI stages run it.
 #  - python, python_pip, python_bench_quick: skipped — the Python
-#    extension's tests run the interpreter, whose own allocations valgrind cannot tell from the
-#    extension's; the sanitize stage runs them with the extension and the
-#    library under ASan+UBSan instead (python/CMakeLists.txt).
+#    extension's tests run the interpreter, whose own allocations valgrind
+#    cannot tell from the extension's; the sanitize stage runs them with
+#    the extension and the library under ASan+UBSan instead
+#    (python/CMakeLists.txt).
 # A ctest test of any other kind is reported as not covered (and fails).
 #
 # Forked children: several suites fork (the lock, crash and store tests).
