@@ -18,7 +18,12 @@
 #    the other CI stages run it;
 #  - man_pages: skipped — it renders the man pages with groff and compares
 #    them with the tool's help, whose every path the cli test runs under
-#    valgrind.
+#    valgrind;
+#  - python, python_pip, python_bench_quick: skipped — the Python
+#    extension's tests run the interpreter, whose own allocations valgrind
+#    cannot tell from the extension's; the sanitize stage runs them with
+#    the extension and the library under ASan+UBSan instead
+#    (python/CMakeLists.txt).
 # A ctest test of any other kind is reported as not covered (and fails).
 #
 # Forked children: several suites fork (the lock, crash and store tests).
@@ -127,6 +132,9 @@ for name in $tests; do
     ;;
   man_pages)
     echo "memcheck: $name skipped (documentation test: groff, see .ci/memcheck.sh)"
+    ;;
+  python | python_pip | python_bench_quick)
+    echo "memcheck: $name skipped (the Python tests run under ASan in the sanitize stage, see .ci/memcheck.sh)"
     ;;
   cli)
     start=$(date +%s)
