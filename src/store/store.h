@@ -58,6 +58,9 @@ struct mapkv {
   pthread_mutex_t qlock;
   struct mapkv__commit *qhead, *qtail;
   size_t qlen;
+  atomic_uint_fast64_t qjoined; /* commits that ever joined the queue */
+  uint64_t qmark;               /* qjoined when the last group was released */
+  size_t qexpect;               /* commits of the last group */
   atomic_uint_fast64_t checksum_failures;
   atomic_uint_fast64_t version; /* odd while a commit changes the index */
   /* Batches and cursors not yet ended: mapkv_close() refuses while any

@@ -18,15 +18,19 @@
  *
  * Group commit: durable commits queue (qlock); the first in the queue
  * writes, for itself and every commit queued behind it when it starts, in
- * queue order, with one flush for all; the others wait for it (each on its
- * own condition variable), and the next in the queue then writes for those
+ * queue order, as one batch with one flush; the others wait for it (each
+ * on its own semaphore), and the next in the queue then writes for those
  * that came meanwhile. Each caller returns once its own records are
  * durable; commits become visible in queue order. A lone writer finds the
- * queue empty and writes at once: nothing waits on a timer. Commits that
- * are not durable (sync modes NONE and EXPLICIT) have nothing to share and
- * take wlock directly.
+ * queue empty and writes at once: nothing waits on a timer (with several
+ * writers, the first in the queue yields the processor a bounded number of
+ * times for those the last flush released). Commits that are not durable
+ * (sync modes NONE and EXPLICIT) have nothing to share and take wlock
+ * directly.
  */
 #include <assert.h>
+#include <sched.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +42,9 @@
 #define APPLY_AHEAD 16
 /* Commits one flush covers at most (bounding the group's scratch). */
 #define GROUP_MAX 64
+/* Times the first in the queue yields the processor at most, waiting for
+ * the writers the last flush released (see commit_ops). */
+#define GROUP_YIELDS 16
 
 /* One operation of a commit. */
 typedef struct op {
@@ -55,7 +62,7 @@ typedef struct mapkv__commit {
   char msg[256]; /* the failure's message, for a caller that did not write */
   uint64_t start, end; /* its records, once encoded */
   int done;            /* written (or failed) by the commit ahead of it */
-  pthread_cond_t cv;
+  sem_t sem;           /* posted once: done, or first in the queue */
   struct mapkv__commit *next;
 } commit;
 
@@ -364,8 +371,9 @@ static void write_group(mapkv_t *db, commit **cs, size_t count) {
 /* Commits ops as one batch: at once (not durable), or through the queue
  * of durable commits (see the top of this file). */
 static int commit_ops(mapkv_t *db, const op *ops, size_t n, int must_exist) {
-  commit self, *group[GROUP_MAX], *c;
+  commit self, *group[GROUP_MAX], *c, *next;
   size_t count = 0;
+  int head;
   memset(&self, 0, sizeof self);
   self.ops = ops;
   self.n = n;
@@ -377,7 +385,7 @@ static int commit_ops(mapkv_t *db, const op *ops, size_t n, int must_exist) {
     pthread_mutex_unlock(&db->wlock);
     return self.rc;
   }
-  pthread_cond_init(&self.cv, NULL);
+  sem_init(&self.sem, 0, 0);
   pthread_mutex_lock(&db->qlock);
   if (db->qtail != NULL)
     db->qtail->next = &self;
@@ -385,18 +393,37 @@ static int commit_ops(mapkv_t *db, const op *ops, size_t n, int must_exist) {
     db->qhead = &self;
   db->qtail = &self;
   db->qlen++;
+  atomic_fetch_add_explicit(&db->qjoined, 1, memory_order_relaxed);
   if (mapkv__test_queued != NULL)
     mapkv__test_queued(db->qlen);
-  while (!self.done && db->qhead != &self)
-    pthread_cond_wait(&self.cv, &db->qlock);
-  if (self.done) {
-    pthread_mutex_unlock(&db->qlock);
-    pthread_cond_destroy(&self.cv);
-    if (self.rc != 0) /* written by another thread: its message here */
-      mapkv__fail(self.rc, "%s", self.msg);
-    return self.rc;
+  head = db->qhead == &self;
+  pthread_mutex_unlock(&db->qlock);
+  if (!head) {
+    /* Woken once: written by the commit ahead (done), or first now. */
+    while (sem_wait(&self.sem) != 0)
+      ; /* EINTR */
+    if (self.done) {
+      sem_destroy(&self.sem);
+      if (self.rc != 0) /* written by another thread: its message here */
+        mapkv__fail(self.rc, "%s", self.msg);
+      return self.rc;
+    }
   }
-  /* First in the queue: write for those behind it too. */
+  /* First in the queue. The writers the last group released are coming
+   * back (a writer commits again right after its commit returns): give
+   * them the processor a few times, so that they join this group instead
+   * of waiting a whole flush for the next. A lone writer (a group of one,
+   * back already: itself) never yields; nor does anyone once the writers
+   * expected stop coming (the next group expects fewer). qmark and
+   * qexpect change only when a group is released, before its next first
+   * learns that it is first. */
+  for (int y = 0;
+       y < GROUP_YIELDS &&
+       atomic_load_explicit(&db->qjoined, memory_order_relaxed) - db->qmark <
+           db->qexpect;
+       y++)
+    sched_yield();
+  pthread_mutex_lock(&db->qlock);
   for (c = &self; c != NULL && count < GROUP_MAX; c = c->next)
     group[count++] = c;
   pthread_mutex_unlock(&db->qlock);
@@ -406,18 +433,23 @@ static int commit_ops(mapkv_t *db, const op *ops, size_t n, int must_exist) {
   pthread_mutex_unlock(&db->wlock);
 
   pthread_mutex_lock(&db->qlock);
-  db->qhead = group[count - 1]->next;
+  next = db->qhead = group[count - 1]->next;
   db->qlen -= count;
+  db->qmark = atomic_load_explicit(&db->qjoined, memory_order_relaxed);
+  db->qexpect = count;
   if (db->qhead == NULL)
     db->qtail = NULL;
-  else
-    pthread_cond_signal(&db->qhead->cv); /* the next one writes */
+  pthread_mutex_unlock(&db->qlock);
+  /* Woken outside qlock, so that none wakes to wait for it. A commit
+   * marked done may return at once: nothing of it is touched after its
+   * post. */
   for (size_t k = 1; k < count; k++) {
     group[k]->done = 1;
-    pthread_cond_signal(&group[k]->cv);
+    sem_post(&group[k]->sem);
   }
-  pthread_mutex_unlock(&db->qlock);
-  pthread_cond_destroy(&self.cv);
+  if (next != NULL)
+    sem_post(&next->sem); /* the next one writes */
+  sem_destroy(&self.sem);
   if (self.rc != 0) /* the last failure's message may be another commit's */
     mapkv__fail(self.rc, "%s", self.msg);
   return self.rc;
