@@ -180,9 +180,10 @@ int mapkv_recover_size(const char *path, const char *out, unsigned flags,
   o.max_key_size = src->opts.max_key_size;
   o.max_value_size = src->opts.max_value_size;
   o.expected_keys = r.found.records;
+  /* The name is this call's own: whatever a failed open left there goes. */
+  made = 1;
   if ((rc = mapkv_open(tmp, &o, &dst)) != 0)
     goto done;
-  made = 1;
   if (out == NULL && (rc = mapkv__os_copy_owner(lockfd, dst->log.fd)) != 0) {
     rc = mapkv__fail(rc,
                      "%s: the recovered store cannot keep the store's owner "
