@@ -84,9 +84,9 @@ static int copy_records(mapkv_t *src, mapkv_t *dst, uint64_t *saved) {
 
 /* Gives the file at path the second name "<path><tag>-<unix time>[-i]"
  * (into backup): a hard link, or where the file system has none, a
- * rename (the store is then briefly absent under its name). */
+ * rename (the store is then briefly absent under its name; *moved = 1). */
 static int keep_original(const char *path, const char *tag, char *backup,
-                         size_t cap) {
+                         size_t cap, int *moved) {
   long long now = (long long)time(NULL);
   int e = 0;
   for (int i = 1; i < 1000; i++) {
@@ -102,8 +102,10 @@ static int keep_original(const char *path, const char *tag, char *backup,
     if (e == EPERM || e == ENOTSUP || e == EOPNOTSUPP || e == EMLINK) {
       struct stat st;
       if (mapkv__os.stat(backup, &st) != 0 &&
-          mapkv__os.rename(path, backup) == 0)
+          mapkv__os.rename(path, backup) == 0) {
+        *moved = 1;
         return 0;
+      }
       e = errno;
     }
     break;
@@ -127,7 +129,7 @@ int mapkv_recover_size(const char *path, const char *out, unsigned flags,
   const char *target;
   uint64_t id, damaged = 0;
   struct stat st;
-  int rc, lockfd = -1, made = 0, vrc;
+  int rc, lockfd = -1, made = 0, moved = 0, vrc;
 
   memset(&r, 0, sizeof r);
   if (path == NULL || (flags & ~MAPKV_RECOVER_FORCE) != 0 ||
@@ -212,13 +214,21 @@ int mapkv_recover_size(const char *path, const char *out, unsigned flags,
       snprintf(tag, sizeof tag, ".v%u", (unsigned)src->log.hdr.version);
     else
       snprintf(tag, sizeof tag, ".orig");
-    if ((rc = keep_original(real, tag, r.backup, sizeof r.backup)) != 0)
+    if ((rc = keep_original(real, tag, r.backup, sizeof r.backup, &moved)) != 0)
       goto done;
     if (mapkv__os.rename(tmp, real) != 0) {
-      rc = mapkv__fail(-errno,
-                       "renaming the recovered store to %s: %s (the "
-                       "original is kept as %s)",
-                       real, strerror(errno), r.backup);
+      int e = errno;
+      /* Renamed away: the original gets its name back. */
+      if (moved && mapkv__os.rename(r.backup, real) == 0)
+        rc = mapkv__fail(-e,
+                         "renaming the recovered store to %s: %s (the "
+                         "original is unchanged)",
+                         real, strerror(e));
+      else
+        rc = mapkv__fail(-e,
+                         "renaming the recovered store to %s: %s (the "
+                         "original is kept as %s)",
+                         real, strerror(e), r.backup);
       goto done;
     }
     made = 0;
