@@ -82,6 +82,30 @@ static int copy_records(mapkv_t *src, mapkv_t *dst, uint64_t *saved) {
   return rc;
 }
 
+/* The limits of the new store: the source's. A store of format version 1
+ * recorded none (its writers' options allowed keys and values up to the
+ * format's limits): the defaults then, raised to what its records need. */
+static int new_limits(mapkv_t *src, uint32_t *kmax, uint32_t *vmax) {
+  mapkv_cursor_t *c = NULL;
+  const void *k, *v;
+  size_t kl, vl;
+  int rc;
+  *kmax = src->opts.max_key_size;
+  *vmax = src->opts.max_value_size;
+  if (src->log.hdr.version != 1)
+    return 0;
+  if ((rc = mapkv_cursor_open(src, NULL, 0, &c)) != 0)
+    return rc;
+  while ((rc = mapkv_cursor_next(c, &k, &kl, &v, &vl)) == 0) {
+    if (kl > *kmax)
+      *kmax = (uint32_t)kl;
+    if (vl > *vmax)
+      *vmax = (uint32_t)vl;
+  }
+  mapkv_cursor_close(c);
+  return rc == MAPKV_NOTFOUND ? 0 : rc;
+}
+
 /* Gives the file at path the second name "<path><tag>-<unix time>[-i]"
  * (into backup): a hard link, or where the file system has none, a
  * rename (the store is then briefly absent under its name; *moved = 1). */
@@ -179,8 +203,8 @@ int mapkv_recover_size(const char *path, const char *out, unsigned flags,
   mapkv_options_init(&o);
   o.flags = MAPKV_CREATE;
   o.sync_mode = MAPKV_SYNC_NONE; /* one flush at the close */
-  o.max_key_size = src->opts.max_key_size;
-  o.max_value_size = src->opts.max_value_size;
+  if ((rc = new_limits(src, &o.max_key_size, &o.max_value_size)) != 0)
+    goto done;
   o.expected_keys = r.found.records;
   /* The name is this call's own: whatever a failed open left there goes. */
   made = 1;
