@@ -275,8 +275,8 @@ static void install(void) {
 #define FX_DBS   8
 #define FX_PATHS 32
 
+static char fx_dir[512]; /* the test's directory */
 static struct {
-  char dir[512];
   char paths[FX_PATHS][700];
   int npaths;
   mapkv_t *dbs[FX_DBS];
@@ -298,8 +298,8 @@ static int setup(void **state) {
   (void)state;
   memset(&fx, 0, sizeof fx);
   install();
-  tu_path(fx.dir, sizeof fx.dir, "faults");
-  assert_int_equal(mkdir(fx.dir, 0755), 0);
+  tu_path(fx_dir, sizeof fx_dir, "faults");
+  assert_int_equal(mkdir(fx_dir, 0755), 0);
   return 0;
 }
 
@@ -313,16 +313,16 @@ static int teardown(void **state) {
       mapkv_close(fx.dbs[i]);
   if (fx.chdired && chdir(fx.cwd) != 0)
     fprintf(stderr, "cannot return to %s\n", fx.cwd);
-  snprintf(sub, sizeof sub, "%s/noread", fx.dir);
+  snprintf(sub, sizeof sub, "%s/noread", fx_dir);
   chmod(sub, 0755);
-  nftw(fx.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  nftw(fx_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
   return 0;
 }
 
 /* A path in the test's directory. */
 static const char *fx_path(const char *name) {
   assert_true(fx.npaths < FX_PATHS);
-  snprintf(fx.paths[fx.npaths], sizeof fx.paths[0], "%s/%s", fx.dir, name);
+  snprintf(fx.paths[fx.npaths], sizeof fx.paths[0], "%s/%s", fx_dir, name);
   return fx.paths[fx.npaths++];
 }
 
@@ -330,7 +330,7 @@ static const char *fx_path(const char *name) {
 static void enter_dir(void) {
   if (!fx.chdired)
     assert_non_null(getcwd(fx.cwd, sizeof fx.cwd));
-  assert_int_equal(chdir(fx.dir), 0);
+  assert_int_equal(chdir(fx_dir), 0);
   fx.chdired = 1;
 }
 
@@ -528,7 +528,7 @@ static void dir_names(const char *dir, char *out, size_t cap) {
  * separated by spaces): nothing was left behind. */
 static void expect_dir(const char *names) {
   char got[4096];
-  dir_names(fx.dir, got, sizeof got);
+  dir_names(fx_dir, got, sizeof got);
   if (strcmp(got, names) != 0)
     fail_msg("the directory holds \"%s\", not \"%s\"", got, names);
 }
@@ -536,13 +536,13 @@ static void expect_dir(const char *names) {
 /* The one name in the test's directory that starts with prefix, or "". */
 static void find_name(const char *prefix, char *out, size_t cap) {
   struct dirent *e;
-  DIR *d = opendir(fx.dir);
+  DIR *d = opendir(fx_dir);
   int n = 0;
   assert_non_null(d);
   out[0] = '\0';
   while ((e = readdir(d)) != NULL)
     if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) {
-      snprintf(out, cap, "%s/%s", fx.dir, e->d_name);
+      snprintf(out, cap, "%s/%s", fx_dir, e->d_name);
       n++;
     }
   closedir(d);
@@ -664,7 +664,7 @@ static void test_sync_dir(void **state) {
   assert_string_equal(F.last_dir, "/");
   assert_int_equal(F.fsync_dir.seen, 2);
   /* A directory that does not exist. */
-  snprintf(path, sizeof path, "%s/missing/store", fx.dir);
+  snprintf(path, sizeof path, "%s/missing/store", fx_dir);
   assert_int_equal(mapkv__os_sync_dir(path), -ENOENT);
   /* The directory cannot be opened, or synced. */
   arm(&F.open_dir, 0, -1, EACCES, NULL);
@@ -701,7 +701,7 @@ static void test_resolve(void **state) {
    * file that does not exist yet (a store is created there). */
   assert_int_equal(symlink("sub/store", rel_link), 0);
   assert_int_equal(mapkv__os_resolve(rel_link, &out), 0);
-  snprintf(want, sizeof want, "%s/sub/store", fx.dir);
+  snprintf(want, sizeof want, "%s/sub/store", fx_dir);
   assert_string_equal(out, want);
   free(out);
 
@@ -715,13 +715,13 @@ static void test_resolve(void **state) {
   /* A chain of 40 links is followed; one of 41 is a loop. */
   for (int i = 0; i < 40; i++) {
     char target[32];
-    snprintf(name, sizeof name, "%s/c%d", fx.dir, i);
+    snprintf(name, sizeof name, "%s/c%d", fx_dir, i);
     snprintf(target, sizeof target, "c%d", i + 1);
     assert_int_equal(symlink(target, name), 0);
   }
   touch(fx_path("c40"));
   assert_int_equal(mapkv__os_resolve(fx_path("c0"), &out), 0);
-  snprintf(want, sizeof want, "%s/c40", fx.dir);
+  snprintf(want, sizeof want, "%s/c40", fx_dir);
   assert_string_equal(out, want);
   free(out);
   assert_int_equal(symlink("c0", fx_path("c-1")), 0);
@@ -769,7 +769,7 @@ static void test_resolve_readlink_race(void **state) {
   struct timespec t0, now;
   unsigned links = 0, files = 0, raced = 0;
   (void)state;
-  snprintf(want, sizeof want, "%s/target", fx.dir);
+  snprintf(want, sizeof want, "%s/target", fx_dir);
   touch(p);
   atomic_store(&flip_stop, 0);
   assert_int_equal(pthread_create(&t, NULL, flipper, (void *)p), 0);
@@ -866,11 +866,11 @@ static void test_clean_stale(void **state) {
   assert_false(exists(gone[0]));
 
   /* A directory that cannot be read: nothing removed, no failure. */
-  snprintf(name, sizeof name, "%s/missing/store", fx.dir);
+  snprintf(name, sizeof name, "%s/missing/store", fx_dir);
   assert_int_equal(mapkv__os_clean_stale(name), 0);
   if (geteuid() != 0) {
     char dir[600], left[800];
-    snprintf(dir, sizeof dir, "%s/noread", fx.dir);
+    snprintf(dir, sizeof dir, "%s/noread", fx_dir);
     assert_int_equal(mkdir(dir, 0755), 0);
     snprintf(name, sizeof name, "%s/store", dir);
     snprintf(left, sizeof left, "%s.creating.%ld.0123456789abcdef", name, dead);
