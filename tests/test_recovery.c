@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <xxhash.h>
 
 #include "mapkv/mapkv.h"
 #include "store/format.h"
@@ -3543,6 +3544,191 @@ static void test_verify_store_whose_last_byte_is_zero(void **state) {
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
+/* ---- damage the library did not write, and keys written again --------------- */
+
+/* Flips a byte of the file at off (through the file: an open handle's
+ * mapping sees it). */
+static void flip_file_byte(const char *path, uint64_t off) {
+  uint8_t c;
+  int fd = open(path, O_RDWR);
+  assert_true(fd >= 0);
+  assert_int_equal(pread(fd, &c, 1, (off_t)off), 1);
+  c ^= 0x20;
+  assert_int_equal(pwrite(fd, &c, 1, (off_t)off), 1);
+  close(fd);
+}
+
+/* A key's own bytes damaged after the open: the index entry no longer
+ * names a record with the key, and that record fails its checksum. The
+ * key answers MAPKV_ECORRUPT (its record may be what was hit), never "not
+ * found", and no byte of it is returned. */
+static void test_damaged_key_bytes_while_open(void **state) {
+  const char *p = fx_path("rec-keybytes");
+  uint8_t v[100], buf[128];
+  const void *view = NULL;
+  size_t vl = 77;
+  mapkv_stats st;
+  mapkv_t *db;
+  (void)state;
+  memset(v, 'v', sizeof v);
+  db = fx_open(p, MAPKV_CREATE);
+  assert_int_equal(mapkv_put(db, "before", 6, "x", 1), 0);
+  assert_int_equal(mapkv_put(db, "victim", 6, v, sizeof v), 0);
+  st = stats_of(db);
+  /* The record: a 22-byte header, the key, the value, the checksum. */
+  flip_file_byte(p, st.data_end - (30 + 6 + sizeof v) + 22 + 2);
+  assert_int_equal(mapkv_get(db, "victim", 6, buf, sizeof buf, &vl),
+                   MAPKV_ECORRUPT);
+  assert_int_equal(vl, 77);
+  assert_int_equal(mapkv_get_view(db, "victim", 6, &view, &vl), MAPKV_ECORRUPT);
+  assert_null(view);
+  assert_int_equal(mapkv_exists(db, "victim", 6), MAPKV_ECORRUPT);
+  assert_true(stats_of(db).checksum_failures >= 2);
+  assert_int_equal(mapkv_exists(db, "before", 6), 1);
+  /* Written again, the key has its new value. */
+  assert_int_equal(mapkv_put(db, "victim", 6, "new", 3), 0);
+  assert_int_equal(mapkv_get(db, "victim", 6, buf, sizeof buf, &vl), 0);
+  assert_int_equal(vl, 3);
+  assert_memory_equal(buf, "new", 3);
+  fx_close(db);
+}
+
+/* A cleanly closed store whose first records of two keys are damaged:
+ * both keys are marked, their entries naming the damaged records (which
+ * count for no live bytes). Writing one again and deleting the other take
+ * nothing from the live bytes of the others. */
+static void test_marked_keys_written_again(void **state) {
+  const char *p = fx_path("rec-marked");
+  uint8_t v[40], buf[64];
+  uint64_t off_a, off_c;
+  size_t vl;
+  mapkv_stats st;
+  mapkv_t *db;
+  (void)state;
+  memset(v, 'm', sizeof v);
+  db = fx_open(p, MAPKV_CREATE);
+  off_a = stats_of(db).data_end;
+  assert_int_equal(mapkv_put(db, "a", 1, v, sizeof v), 0);
+  assert_int_equal(mapkv_put(db, "b", 1, v, sizeof v), 0);
+  off_c = stats_of(db).data_end;
+  assert_int_equal(mapkv_put(db, "c", 1, v, sizeof v), 0);
+  assert_int_equal(mapkv_put(db, "d", 1, v, sizeof v), 0);
+  fx_close(db);
+  flip_file_byte(p, off_a + 30); /* values of a and c */
+  flip_file_byte(p, off_c + 30);
+
+  db = fx_open(p, 0);
+  st = stats_of(db);
+  assert_int_equal(st.damaged_keys, 2);
+  assert_int_equal(st.records, 4);
+  assert_int_equal(st.live_bytes, 2 * (30 + 1 + sizeof v));
+  assert_int_equal(mapkv_get(db, "a", 1, buf, sizeof buf, &vl), MAPKV_ECORRUPT);
+  assert_int_equal(mapkv_put(db, "a", 1, "again", 5), 0);
+  assert_int_equal(mapkv_del(db, "c", 1), 0);
+  st = stats_of(db);
+  assert_int_equal(st.records, 3);
+  assert_int_equal(st.live_bytes, 2 * (30 + 1 + sizeof v) + 30 + 1 + 5);
+  assert_int_equal(st.live_bytes + st.dead_bytes, st.data_end - PAGE);
+  assert_int_equal(mapkv_get(db, "a", 1, buf, sizeof buf, &vl), 0);
+  assert_int_equal(vl, 5);
+  assert_int_equal(mapkv_exists(db, "c", 1), 0);
+  assert_int_equal(mapkv_exists(db, "b", 1), 1);
+  fx_close(db);
+  db = fx_open(p, MAPKV_RDONLY);
+  assert_int_equal(mapkv_get(db, "a", 1, buf, sizeof buf, &vl), 0);
+  assert_int_equal(mapkv_exists(db, "c", 1), 0);
+  assert_int_equal(stats_of(db).records, 3);
+  fx_close(db);
+}
+
+/* ---- stores of format version 1 ---------------------------------------------- */
+
+/* Appends a record of format version 1 (no prev) at b + *at. */
+static void put_v1_rec(uint8_t *b, uint64_t *at, uint64_t seq, const void *k,
+                       uint32_t kl, const void *v, uint32_t vl,
+                       uint64_t file_id) {
+  uint8_t *p = b + *at;
+  uint64_t n = MAPKV__REC_HEAD_V1 + (uint64_t)kl + vl;
+  p[0] = MAPKV__MARK0;
+  p[1] = MAPKV__MARK1;
+  p[MAPKV__R_TYPE] = MAPKV__T_PUT;
+  p[MAPKV__R_FLAGS] = MAPKV__F_FIRST | MAPKV__F_LAST;
+  mapkv__put_le(p + MAPKV__R_KLEN, kl, 2);
+  mapkv__put_le(p + MAPKV__R_VLEN, vl, 4);
+  mapkv__put_le(p + MAPKV__R_SEQ, seq, 6);
+  memcpy(p + MAPKV__REC_HEAD_V1, k, kl);
+  memcpy(p + MAPKV__REC_HEAD_V1 + kl, v, vl);
+  mapkv__put_le(p + n, XXH3_64bits_withSeed(p, (size_t)n, file_id), 8);
+  *at += n + MAPKV__REC_TAIL;
+}
+
+/* An intact store of format version 1, cleanly closed, whose writer let
+ * keys be larger than today's default limit (version 1 kept limits in the
+ * handle's options only): it is upgraded, kept as <path>.v1-<time>, with
+ * every record, and limits that hold them. */
+static void test_upgrade_version_1(void **state) {
+  const char *p = fx_path("rec-v1");
+  enum { BIGKEY = 5000 };
+  uint64_t fid = 0x0123456789abcdefull, at = PAGE;
+  uint8_t *img = fx_calloc(1, 4 * PAGE), *key = fx_malloc(BIGKEY), buf[64];
+  mapkv__header h;
+  mapkv_recover_info info;
+  mapkv_stats st;
+  mapkv_t *db;
+  size_t vl;
+  assert_non_null(img);
+  assert_non_null(key);
+  (void)state;
+  memset(key, 'K', BIGKEY);
+  put_v1_rec(img, &at, 1, "small", 5, "one", 3, fid);
+  put_v1_rec(img, &at, 2, key, BIGKEY, "big key", 7, fid);
+  put_v1_rec(img, &at, 3, "last", 4, "three", 5, fid);
+  memset(&h, 0, sizeof h);
+  h.version = 1;
+  h.page_size = PAGE;
+  h.flags = MAPKV__HF_CLEAN;
+  h.file_id = fid;
+  h.data_end = at;
+  h.last_seq = 3;
+  h.live_records = 3;
+  h.live_bytes = at - PAGE;
+  h.created = 1;
+  mapkv__header_encode(img, &h);
+  mapkv__header_encode(img + MAPKV__HDR_COPY_B, &h);
+  put_file(p, img, 4 * PAGE);
+
+  db = fx_open(p, MAPKV_RDONLY);
+  st = stats_of(db);
+  assert_int_equal(st.format_version, 1);
+  assert_int_equal(st.records, 3);
+  assert_int_equal(mapkv_get(db, key, BIGKEY, buf, sizeof buf, &vl), 0);
+  fx_close(db);
+
+  assert_int_equal(mapkv_recover(p, NULL, 0, 0, &info), 0);
+  assert_int_equal(info.rewritten, 1);
+  assert_int_equal(info.damaged, 0);
+  assert_int_equal(info.saved, 3);
+  assert_int_equal(info.lost, 0);
+  assert_int_equal(info.found.format_version, 1);
+  assert_non_null(strstr(info.backup, ".v1-"));
+  assert_int_equal(tu_file_size(info.backup), 4 * PAGE);
+  unlink(info.backup);
+
+  db = fx_open(p, 0);
+  st = stats_of(db);
+  assert_int_equal(st.format_version, MAPKV_FORMAT_VERSION);
+  assert_int_equal(st.records, 3);
+  assert_int_equal(st.max_key_size, BIGKEY);
+  assert_int_equal(st.max_value_size, MAPKV_DEFAULT_VALUE_MAX);
+  assert_int_equal(mapkv_get(db, key, BIGKEY, buf, sizeof buf, &vl), 0);
+  assert_int_equal(vl, 7);
+  assert_memory_equal(buf, "big key", 7);
+  assert_int_equal(mapkv_get(db, "small", 5, buf, sizeof buf, &vl), 0);
+  assert_int_equal(mapkv_put(db, key, BIGKEY, "written", 7), 0);
+  assert_int_equal(mapkv_verify(db, NULL, NULL, NULL), 0);
+  fx_close(db);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       T(test_reopen_clean_and_crash),
@@ -3570,6 +3756,9 @@ int main(void) {
       T(test_damaged_first_record_of_clean_batch),
       T(test_crash_keeps_last_commit_ending_in_zero_byte),
       T(test_verify_store_whose_last_byte_is_zero),
+      T(test_damaged_key_bytes_while_open),
+      T(test_marked_keys_written_again),
+      T(test_upgrade_version_1),
   };
   /* MAPKV_TEST_FILTER=test_garbage* runs a subset */
   if (getenv("MAPKV_TEST_FILTER") != NULL)

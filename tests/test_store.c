@@ -2852,6 +2852,63 @@ static void test_store_full(void **state) {
   free(v);
 }
 
+/* A store whose last sequence number is the second-largest the format
+ * has: a write needs more and is refused, with nothing written; a
+ * compaction numbers the records from 1 again. */
+static void test_sequence_numbers_exhausted(void **state) {
+  const char *path = fx_path("store-seqmax");
+  const uint64_t fid = 0x5e45e45e4ull;
+  uint8_t img[2 * HDR];
+  mapkv__header h;
+  mapkv_batch_t *b = NULL;
+  mapkv_t *db;
+  uint64_t at = HDR;
+  snap s;
+  (void)state;
+  memset(img, 0, sizeof img);
+  at +=
+      mapkv__rec_encode(img + at, MAPKV__T_PUT, MAPKV__F_FIRST | MAPKV__F_LAST,
+                        MAPKV__SEQ_MAX - 1, 0, "key", 3, "value", 5, fid);
+  memset(&h, 0, sizeof h);
+  h.version = MAPKV_FORMAT_VERSION;
+  h.page_size = HDR;
+  h.flags = MAPKV__HF_CLEAN;
+  h.file_id = fid;
+  h.data_end = h.sealed_end = at;
+  h.last_seq = MAPKV__SEQ_MAX - 1;
+  h.live_records = 1;
+  h.live_bytes = at - HDR;
+  h.created = 1;
+  h.max_key = MAPKV_DEFAULT_KEY_MAX;
+  h.max_value = MAPKV_DEFAULT_VALUE_MAX;
+  mapkv__header_encode(img, &h);
+  mapkv__header_encode(img + MAPKV__HDR_COPY_B, &h);
+  write_file(path, img, sizeof img);
+
+  db = open_new(path);
+  expect_str(db, "key", "value");
+  assert_int_equal(stat_of(db).last_seq, MAPKV__SEQ_MAX - 1);
+  s = snap_take(path);
+  assert_rc(mapkv_put(db, "k2", 2, "v", 1), MAPKV_EFULL);
+  assert_non_null(strstr(mapkv_errmsg(), "sequence numbers"));
+  assert_rc(mapkv_del(db, "key", 3), MAPKV_EFULL);
+  assert_rc(mapkv_batch_begin(db, &b), 0);
+  assert_rc(mapkv_batch_put(b, "k3", 2, "v", 1), 0);
+  assert_rc(mapkv_batch_commit(b), MAPKV_EFULL);
+  snap_expect_same(path, s);
+  expect_str(db, "key", "value");
+  expect_missing(db, "k2", 2);
+
+  assert_rc(mapkv_compact(db), 0);
+  assert_int_equal(stat_of(db).last_seq, 1);
+  put_str(db, "k2", "v");
+  close_ok(db);
+  db = open_rdonly(path);
+  expect_str(db, "key", "value");
+  expect_str(db, "k2", "v");
+  close_ok(db);
+}
+
 static void test_locked_in_same_process(void **state) {
   const char *path = fx_path("store-lock1");
   mapkv_t *db = open_new(path), *other = SENTINEL, *ro;
@@ -3108,6 +3165,7 @@ int main(void) {
       T(test_mapping_core_error),
       T(test_out_of_memory),
       T(test_store_full),
+      T(test_sequence_numbers_exhausted),
       T(test_locked_in_same_process),
       T(test_sync_modes),
       T(test_strerror_all_codes),

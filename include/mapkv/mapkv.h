@@ -273,9 +273,10 @@ MAPKV_API int mapkv_close(mapkv_t *db);
  * Stores value under key (replacing any previous value) as one atomic,
  * and with MAPKV_SYNC_COMMIT durable, commit.
  * @return 0, MAPKV_EREADONLY, MAPKV_EKEYSIZE, MAPKV_EVALSIZE, MAPKV_EINVAL
- *   (NULL pointer with nonzero length), MAPKV_EFULL, -ENOSPC (disk full
- *   while growing; nothing written), -EIO and other -errno from the flush
- *   (the put is then not applied).
+ *   (NULL pointer with nonzero length), MAPKV_EFULL, MAPKV_ENOMEM (the
+ *   index cannot grow; nothing written), -ENOSPC (disk full while growing;
+ *   nothing written), -EIO and other -errno from the flush (the put is
+ *   then not applied).
  */
 MAPKV_API int mapkv_put(mapkv_t *db, const void *key, size_t klen,
                         const void *val, size_t vlen);
@@ -527,7 +528,9 @@ typedef struct mapkv_recover_info {
  *               first info_size bytes are written)
  * @return 0, MAPKV_ELOCKED, -EEXIST, the errors of mapkv_open() for path,
  *   -ENOSPC and other -errno; on failure path is unchanged and no new store
- *   is left behind.
+ *   is left behind, except when only the final directory sync failed (the
+ *   new store then has its name, as on success: out, or path with the
+ *   original under its second name; *info is not written).
  */
 MAPKV_API int mapkv_recover_size(const char *path, const char *out,
                                  unsigned flags, uint32_t lock_timeout_ms,

@@ -82,11 +82,35 @@ static int copy_records(mapkv_t *src, mapkv_t *dst, uint64_t *saved) {
   return rc;
 }
 
+/* The limits of the new store: the source's. A store of format version 1
+ * recorded none (its writers' options allowed keys and values up to the
+ * format's limits): the defaults then, raised to what its records need. */
+static int new_limits(mapkv_t *src, uint32_t *kmax, uint32_t *vmax) {
+  mapkv_cursor_t *c = NULL;
+  const void *k, *v;
+  size_t kl, vl;
+  int rc;
+  *kmax = src->opts.max_key_size;
+  *vmax = src->opts.max_value_size;
+  if (src->log.hdr.version != 1)
+    return 0;
+  if ((rc = mapkv_cursor_open(src, NULL, 0, &c)) != 0)
+    return rc;
+  while ((rc = mapkv_cursor_next(c, &k, &kl, &v, &vl)) == 0) {
+    if (kl > *kmax)
+      *kmax = (uint32_t)kl;
+    if (vl > *vmax)
+      *vmax = (uint32_t)vl;
+  }
+  mapkv_cursor_close(c);
+  return rc == MAPKV_NOTFOUND ? 0 : rc;
+}
+
 /* Gives the file at path the second name "<path><tag>-<unix time>[-i]"
  * (into backup): a hard link, or where the file system has none, a
- * rename (the store is then briefly absent under its name). */
+ * rename (the store is then briefly absent under its name; *moved = 1). */
 static int keep_original(const char *path, const char *tag, char *backup,
-                         size_t cap) {
+                         size_t cap, int *moved) {
   long long now = (long long)time(NULL);
   int e = 0;
   for (int i = 1; i < 1000; i++) {
@@ -102,8 +126,10 @@ static int keep_original(const char *path, const char *tag, char *backup,
     if (e == EPERM || e == ENOTSUP || e == EOPNOTSUPP || e == EMLINK) {
       struct stat st;
       if (mapkv__os.stat(backup, &st) != 0 &&
-          mapkv__os.rename(path, backup) == 0)
+          mapkv__os.rename(path, backup) == 0) {
+        *moved = 1;
         return 0;
+      }
       e = errno;
     }
     break;
@@ -127,7 +153,7 @@ int mapkv_recover_size(const char *path, const char *out, unsigned flags,
   const char *target;
   uint64_t id, damaged = 0;
   struct stat st;
-  int rc, lockfd = -1, made = 0, vrc;
+  int rc, lockfd = -1, made = 0, moved = 0, vrc;
 
   memset(&r, 0, sizeof r);
   if (path == NULL || (flags & ~MAPKV_RECOVER_FORCE) != 0 ||
@@ -177,12 +203,13 @@ int mapkv_recover_size(const char *path, const char *out, unsigned flags,
   mapkv_options_init(&o);
   o.flags = MAPKV_CREATE;
   o.sync_mode = MAPKV_SYNC_NONE; /* one flush at the close */
-  o.max_key_size = src->opts.max_key_size;
-  o.max_value_size = src->opts.max_value_size;
+  if ((rc = new_limits(src, &o.max_key_size, &o.max_value_size)) != 0)
+    goto done;
   o.expected_keys = r.found.records;
+  /* The name is this call's own: whatever a failed open left there goes. */
+  made = 1;
   if ((rc = mapkv_open(tmp, &o, &dst)) != 0)
     goto done;
-  made = 1;
   if (out == NULL && (rc = mapkv__os_copy_owner(lockfd, dst->log.fd)) != 0) {
     rc = mapkv__fail(rc,
                      "%s: the recovered store cannot keep the store's owner "
@@ -211,13 +238,21 @@ int mapkv_recover_size(const char *path, const char *out, unsigned flags,
       snprintf(tag, sizeof tag, ".v%u", (unsigned)src->log.hdr.version);
     else
       snprintf(tag, sizeof tag, ".orig");
-    if ((rc = keep_original(real, tag, r.backup, sizeof r.backup)) != 0)
+    if ((rc = keep_original(real, tag, r.backup, sizeof r.backup, &moved)) != 0)
       goto done;
     if (mapkv__os.rename(tmp, real) != 0) {
-      rc = mapkv__fail(-errno,
-                       "renaming the recovered store to %s: %s (the "
-                       "original is kept as %s)",
-                       real, strerror(errno), r.backup);
+      int e = errno;
+      /* Renamed away: the original gets its name back. */
+      if (moved && mapkv__os.rename(r.backup, real) == 0)
+        rc = mapkv__fail(-e,
+                         "renaming the recovered store to %s: %s (the "
+                         "original is unchanged)",
+                         real, strerror(e));
+      else
+        rc = mapkv__fail(-e,
+                         "renaming the recovered store to %s: %s (the "
+                         "original is kept as %s)",
+                         real, strerror(e), r.backup);
       goto done;
     }
     made = 0;
