@@ -454,8 +454,15 @@ static int rp_recv(int fd, rp_msg *m, double deadline, const char **why) {
 /* A reader process: this program again, from the start, reading its
  * orders from cmd_fd and answering on msg_fd (both close-on-exec here). */
 static pid_t rp_spawn(int cmd_fd, int msg_fd) {
-  char fds[32];
+  char fds[32], self_path[4096];
+  ssize_t n;
   pid_t pid;
+  /* The program's own path, read before the fork: exec'ing /proc/self/exe
+   * would start the tool a program runs under (valgrind), not this one. */
+  n = readlink("/proc/self/exe", self_path, sizeof self_path - 1);
+  if (n <= 0)
+    return -1;
+  self_path[n] = '\0';
   snprintf(fds, sizeof fds, "%d,%d", cmd_fd, msg_fd);
   fflush(NULL);
   pid = fork();
@@ -465,8 +472,7 @@ static pid_t rp_spawn(int cmd_fd, int msg_fd) {
      * pipes goes through the exec: its store's descriptors stay its own. */
     for (int fd = 3; fd < 1024; fd++)
       fcntl(fd, F_SETFD, fd == cmd_fd || fd == msg_fd ? 0 : FD_CLOEXEC);
-    execl("/proc/self/exe", "mapkv-bench", "--readprocs-child", fds,
-          (char *)NULL);
+    execl(self_path, "mapkv-bench", "--readprocs-child", fds, (char *)NULL);
     _exit(127);
   }
   return pid;
@@ -504,7 +510,7 @@ void bench_read_procs(run *r, bench_result *res) {
   old_pipe = signal(SIGPIPE, SIG_IGN);
   memset(&order, 0, sizeof order);
   order.magic = RP_MAGIC;
-  order.cfg = *r->cfg;
+  memcpy(&order.cfg, r->cfg, sizeof order.cfg);
   snprintf(order.store, sizeof order.store, "%s", bk->name);
   snprintf(order.dir, sizeof order.dir, "%s", r->dir);
   memset(spans, 0, sizeof spans);
@@ -551,7 +557,9 @@ void bench_read_procs(run *r, bench_result *res) {
       fprintf(stderr, "mapkv-bench: %s: readprocs: %s\n", bk->name, m.note);
   }
   for (int i = 0; i < nstarted && !failed; i++) {
-    rp_cmd c = {RP_GO, 0};
+    rp_cmd c;
+    memset(&c, 0, sizeof c); /* padding too: it goes down a pipe */
+    c.kind = RP_GO;
     if (write_all(cmd[i], &c, sizeof c) != 0) {
       why = "a reader process died";
       failed = 1;
@@ -608,7 +616,10 @@ void bench_read_procs(run *r, bench_result *res) {
   /* The last commit, then every reader looks for it. */
   if (!failed) {
     uint64_t idx = bench_below(&s, r->n);
-    rp_cmd c = {RP_PROBE, idx};
+    rp_cmd c;
+    memset(&c, 0, sizeof c);
+    c.kind = RP_PROBE;
+    c.idx = idx;
     bench_make_key(&r->g, 2 * idx, k);
     bench_make_value(&r->g, 2 * idx, GEN_PROBE, v);
     if (bk->put(r->db, k, r->g.ks, v, r->g.vs) != 0) {

@@ -344,7 +344,18 @@ int main(int argc, char **argv) {
       {"list", no_argument, NULL, O_LIST},
       {"help", no_argument, NULL, O_HELP},
       {NULL, 0, NULL, 0}};
-  bench_config cfg = {1000000, 2000, 16, 100, 4, 4, 2.0, 42, 0, 0, 1};
+  bench_config cfg;
+  /* Zeroed whole (padding too): reader processes are sent a copy. */
+  memset(&cfg, 0, sizeof cfg);
+  cfg.num = 1000000;
+  cfg.sync_num = 2000;
+  cfg.key_size = 16;
+  cfg.value_size = 100;
+  cfg.threads = 4;
+  cfg.writers = 4;
+  cfg.min_seconds = 2.0;
+  cfg.seed = 42;
+  cfg.repeat = 1;
   int set_num = 0, set_sync = 0, set_threads = 0, quick = 0, json = 0;
   int set_writers = 0, set_minsec = 0;
   int set_prefault = 0;
