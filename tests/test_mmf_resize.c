@@ -1083,20 +1083,108 @@ static void test_fault_reserved_grow_fails(void **state) {
   free(buf);
 }
 
+/* mmf_follow: a read-only map follows a file another handle grows, in
+ * place; refusals leave the map as it was. */
+static void test_follow(void **state) {
+  const char *path;
+  uint8_t *buf = malloc((size_t)(4 * PS)), *p;
+  mmf_t *w, *r = NULL, *plain;
+  int fd, rfd;
+  (void)state;
+  pattern(buf, (size_t)(4 * PS), 41);
+  fd = fx_file(buf, (size_t)PS, &path);
+  rfd = open(path, O_RDONLY);
+  assert_true(rfd >= 0);
+  w = fx_reserved(fd, 0, MMF_MAP_SHARED, MMF_ACCESS_WRITE, 0, 8 * PS);
+  assert_int_equal(mmf_open_reserved(&r, rfd, 0, MMF_MAP_SHARED, RW,
+                                     MMF_ACCESS_READ, 0, 1, 8 * PS),
+                   0);
+  fx_keep(r);
+  p = data_of(r);
+  /* Nothing to follow yet: the same size is a no-op; more is refused. */
+  assert_int_equal(mmf_follow(r, PS), 0);
+  EXPECT_ERR(mmf_follow(r, 2 * PS), MMF_EVALUE,
+             "mmap length is greater than file size");
+  EXPECT_ERR(mmf_follow(r, PS - 1), MMF_EVALUE,
+             "mmap can only follow a file that grew");
+  assert_int_equal(mmf_len(r), PS);
+  /* The writer grows the file and writes the new pages. */
+  assert_int_equal(mmf_resize(w, 3 * PS + 100), 0);
+  assert_int_equal(mmf_set_slice(w, I(PS), I(3 * PS + 100), NULL, buf + PS,
+                                 (size_t)(2 * PS + 100)),
+                   0);
+  assert_int_equal(mmf_follow(r, 3 * PS + 100), 0);
+  assert_ptr_equal(data_of(r), p);
+  assert_int_equal(mmf_len(r), 3 * PS + 100);
+  expect_map(r, 0, buf, (size_t)(3 * PS + 100));
+  /* Past the reservation, or with no reservation at all. */
+  assert_int_equal(mmf_resize(w, 8 * PS + 1), 0);
+  EXPECT_ERR(mmf_follow(r, 8 * PS + 1), MMF_EVALUE,
+             "new size beyond the address reservation");
+  assert_int_equal(mmf_follow(r, 8 * PS), 0);
+  assert_ptr_equal(data_of(r), p);
+  expect_map(r, 0, buf, (size_t)(3 * PS + 100));
+  plain = fx_open(rfd, PS, MMF_MAP_SHARED, PROT_READ, MMF_ACCESS_DEFAULT, 0, 1);
+  EXPECT_ERR(mmf_follow(plain, 2 * PS), MMF_EVALUE,
+             "new size beyond the address reservation");
+  /* No kept descriptor (anonymous). */
+  {
+    mmf_t *a = fx_open(-1, PS, MMF_MAP_PRIVATE, RW, 0, 0, 1);
+    EXPECT_ERR(mmf_follow(a, 2 * PS), MMF_EVALUE,
+               "mmap can't follow without a file (trackfd=False or "
+               "anonymous)");
+  }
+  /* A failing mmap leaves the map and its reservation as they were. */
+  assert_int_equal(mmf_resize(w, 2 * PS), 0); /* shrink the file... */
+  {
+    mmf_t *r2 = NULL;
+    assert_int_equal(mmf_open_reserved(&r2, rfd, PS, MMF_MAP_SHARED, RW,
+                                       MMF_ACCESS_READ, 0, 1, 8 * PS),
+                     0);
+    fx_keep(r2);
+    p = data_of(r2);
+    mmf__sys.mmap = unmapping_failing_mmap;
+    EXPECT_OS(mmf_follow(r2, 2 * PS), ENOMEM, "mmap");
+    mmf__sys_reset();
+    assert_false(range_is_free(p + PS, (size_t)PS));
+    assert_int_equal(mmf_len(r2), PS);
+    assert_int_equal(mmf_follow(r2, 2 * PS), 0);
+    assert_ptr_equal(data_of(r2), p);
+    expect_map(r2, 0, buf, (size_t)(2 * PS));
+  }
+  /* Closed. */
+  assert_int_equal(mmf_close(r), 0);
+  EXPECT_ERR(mmf_follow(r, 2 * PS), MMF_ECLOSED, "mmap closed or invalid");
+  close(rfd);
+  free(buf);
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
   const struct CMUnitTest tests[] = {
-      T(test_resize_file_up_down),    T(test_resize_with_offset),
-      T(test_resize_anonymous),       T(test_resize_check_order),
-      T(test_resize_trackfd_off),     T(test_resize_with_exports),
-      T(test_resize_zero_quirk),      T(test_resize_past_pos),
-      T(test_resize_file_model),      T(test_resize_file_model_reserved),
-      T(test_reserved_shared_file),   T(test_reserved_private_file),
-      T(test_reserved_anonymous),     T(test_reserved_sizes_and_release),
-      T(test_reserved_alignment),     T(test_large_offset),
-      T(test_around_boundaries),      T(test_resize_across_4g),
-      T(test_fault_ftruncate_enospc), T(test_fault_msync_eio),
-      T(test_fault_remap_fails),      T(test_fault_reserved_grow_fails),
+      T(test_resize_file_up_down),
+      T(test_resize_with_offset),
+      T(test_resize_anonymous),
+      T(test_resize_check_order),
+      T(test_resize_trackfd_off),
+      T(test_resize_with_exports),
+      T(test_resize_zero_quirk),
+      T(test_resize_past_pos),
+      T(test_resize_file_model),
+      T(test_resize_file_model_reserved),
+      T(test_reserved_shared_file),
+      T(test_reserved_private_file),
+      T(test_reserved_anonymous),
+      T(test_reserved_sizes_and_release),
+      T(test_reserved_alignment),
+      T(test_large_offset),
+      T(test_around_boundaries),
+      T(test_resize_across_4g),
+      T(test_fault_ftruncate_enospc),
+      T(test_fault_msync_eio),
+      T(test_fault_remap_fails),
+      T(test_fault_reserved_grow_fails),
+      T(test_follow),
   };
 #undef T
   PS = mmf_pagesize();

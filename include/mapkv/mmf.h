@@ -27,6 +27,8 @@
  *   - mmf_data(): the mapped bytes for zero-copy access;
  *   - mmf_open_reserved(): reserve address space at open so that resize()
  *     within the reservation grows in place and the base never moves;
+ *   - mmf_follow(): grow a map in place, inside its reservation, to follow
+ *     a file another process grew (read-only maps too);
  *   - mmf_set_flush_hook(): a test hook that sees every range flushed.
  *
  * Threads: an mmf_t is not internally locked; callers serialise access to
@@ -347,6 +349,21 @@ MMF_API int mmf_madvise(mmf_t *m, int option, int64_t start,
  * (same results; private contents are copied).
  */
 MMF_API int mmf_resize(mmf_t *m, int64_t newsize);
+
+/**
+ * Extension (no Python counterpart): grows the map to `newsize` bytes in
+ * place, inside its reservation, to follow a file that another process (or
+ * another handle) has grown — without changing the file, and for maps of
+ * any access, READ included. The base never moves, so pointers into the
+ * map stay valid, and the bytes already mapped stay mapped while the rest
+ * is added: other threads may read the map meanwhile (the caller
+ * serialises calls of mmf_follow on one handle). Errors: MMF_ECLOSED;
+ * MMF_EVALUE for a map without a kept file descriptor, a smaller size,
+ * a size beyond the reservation (or a map without one) and a size past the
+ * end of the file ("mmap length is greater than file size"); -errno from
+ * fstat/mmap (the map is unchanged).
+ */
+MMF_API int mmf_follow(mmf_t *m, int64_t newsize);
 
 /* ---- Buffer protocol and zero-copy access -------------------------------- */
 

@@ -813,6 +813,40 @@ int mmf_resize(mmf_t *m, int64_t newsize) {
   return resize_moving(m, newsize);
 }
 
+/* Extension: grows a map to follow a file another process grew. */
+int mmf_follow(mmf_t *m, int64_t newsize) {
+  struct stat st;
+  int64_t old_end, new_end;
+  void *p;
+  CHECK_VALID(m);
+  if (m->fd == -1)
+    return fail(MMF_EVALUE, "mmap can't follow without a file (trackfd=False "
+                            "or anonymous)");
+  if (newsize < m->size)
+    return fail(MMF_EVALUE, "mmap can only follow a file that grew");
+  if (m->reserve == 0 || INT64_MAX - newsize < m->offset ||
+      round_up_page(newsize) > m->reserve)
+    return fail(MMF_EVALUE, "new size beyond the address reservation");
+  if (mmf__sys.fstat(m->fd, &st) != 0)
+    return fail_os("fstat");
+  if ((int64_t)st.st_size - m->offset < newsize)
+    return fail(MMF_EVALUE, "mmap length is greater than file size");
+  old_end = round_up_page(m->size);
+  new_end = round_up_page(newsize);
+  if (new_end > old_end) {
+    p = mmf__sys.mmap(m->data + old_end, (size_t)(new_end - old_end), m->prot,
+                      m->flags | MAP_FIXED, m->fd,
+                      (off_t)(m->offset + old_end));
+    if (p == MAP_FAILED) {
+      int rc = fail_os("mmap");
+      reserve_space(m->data + old_end, (size_t)(new_end - old_end));
+      return rc;
+    }
+  }
+  m->size = newsize;
+  return 0;
+}
+
 /* ---- Buffers, introspection, hooks --------------------------------------- */
 
 int mmf_data(const mmf_t *m, void **ptr, int64_t *len) {
