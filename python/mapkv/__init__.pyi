@@ -150,5 +150,7 @@ class ChangedError(Error):
     code: int
 class OutOfMemoryError(Error, MemoryError):
     code: int
-class MappingError(Error):
+class MovedError(Error):
+    code: int
+class BusyError(Error):
     code: int

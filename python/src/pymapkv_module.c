@@ -56,7 +56,8 @@ static void class_name(const err_entry *e, char *buf, size_t cap) {
       {MAPKV_EBUFSMALL, "BufferTooSmallError"},
       {MAPKV_ECHANGED, "ChangedError"},
       {MAPKV_ENOMEM, "OutOfMemoryError"},
-      {MAPKV_EMAP, "MappingError"},
+      {MAPKV_EMOVED, "MovedError"},
+      {MAPKV_EBUSY, "BusyError"},
   };
   const char *m = e->macro + strlen("MAPKV_");
   size_t n = 0;
