@@ -24,7 +24,10 @@ _SyncMode = Literal["commit", "none", "explicit"]
 
 
 def open(path: _StrPath, *, create: bool = ..., readonly: bool = ...,
-         sync: _SyncMode = ..., expected_keys: int = ...) -> "Store":
+         sync: _SyncMode = ..., expected_keys: int = ...,
+         lock_timeout: float = ..., max_key_size: int = ...,
+         max_value_size: int = ..., reserve: int = ...,
+         salvage: bool = ...) -> "Store":
     """Open (or create) the store in the file at path."""
 
 

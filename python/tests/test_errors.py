@@ -129,7 +129,8 @@ def test_not_a_regular_file(tmp_path):
              ("/dev/null", "character device")]
     try:
         for p, kind in cases:
-            for kw in ({}, {"readonly": True}, {"create": False}):
+            for kw in ({}, {"readonly": True}, {"create": False},
+                       {"salvage": True}):
                 if p == "/dev/null" and not kw:
                     continue  # nothing is written to it, but be sure
                 with pytest.raises(mapkv.NotAStoreError) as e:
