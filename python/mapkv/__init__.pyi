@@ -31,6 +31,14 @@ def open(path: _StrPath, *, create: bool = ..., readonly: bool = ...,
     """Open (or create) the store in the file at path."""
 
 
+def recover(path: _StrPath, out: Optional[_StrPath] = ..., *,
+            force: bool = ..., lock_timeout: float = ...) -> Dict[str, Any]:
+    """Salvage the intact records of the store at path into a new store
+    (out, or in place keeping the original as a backup). The dict has
+    saved: int, lost: int, rewritten: bool, damaged: bool,
+    backup: Optional[str | bytes] and found: Dict[str, int] (stat())."""
+
+
 class Store:
     """An open store: a mapping of bytes keys to bytes values."""
     @property

@@ -59,6 +59,8 @@ def test_signatures():
         assert sig.parameters[name].kind is inspect.Parameter.KEYWORD_ONLY
     assert sig.parameters["lock_timeout"].default == 0
     assert sig.parameters["salvage"].default is False
+    assert str(inspect.signature(mapkv.recover)) == \
+        "(path, out=None, *, force=False, lock_timeout=0)"
     assert str(inspect.signature(mapkv.Store.get)) == \
         "(self, key, default=None, /)"
     assert str(inspect.signature(mapkv.Store.keys)) == "(self, /, prefix=b'')"
@@ -75,7 +77,7 @@ def test_help_reads_well():
                    "read(self, /)", "compact(self, /)", "verify(self, /)",
                    "CorruptError", "BufferError", "sync_mode"):
         assert needle in text, needle
-    for obj in (mapkv, mapkv.open, mapkv.Store, mapkv.Batch,
+    for obj in (mapkv, mapkv.open, mapkv.recover, mapkv.Store, mapkv.Batch,
                 mapkv.ReadView, mapkv.Iterator, mapkv.Error):
         assert obj.__doc__ and len(obj.__doc__) > 40, obj
     for cls in (mapkv.Store, mapkv.Batch, mapkv.ReadView):
@@ -86,6 +88,10 @@ def test_help_reads_well():
     for needle in ("lock_timeout: seconds", "max_key_size, max_value_size",
                    "reserve:", "FullError", "salvage:", "NotAStoreError",
                    "CorruptError"):
+        assert needle in text, needle
+    text = pydoc.render_doc(mapkv.recover, renderer=pydoc.plaintext)
+    for needle in ("recover(path, out=None, *, force=False, lock_timeout=0)",
+                   "FileExistsError", "LockedError", "backup", "force"):
         assert needle in text, needle
     assert "import mapkv" in mapkv.__doc__
     assert mapkv.Store.__module__ == "mapkv"

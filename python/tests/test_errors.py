@@ -139,6 +139,8 @@ def test_not_a_regular_file(tmp_path):
                 assert e.value.code == mapkv.NotAStoreError.code
                 assert str(e.value) == "%s is not a regular file (a %s)" % (
                     p, kind)
+            with pytest.raises(mapkv.NotAStoreError):
+                mapkv.recover(p)
     finally:
         sock.close()
     assert sorted(os.listdir(str(tmp_path))) == ["fifo", "sock"]
