@@ -1494,6 +1494,62 @@ static void test_bitflip_in_cleanly_closed_store(void **state) {
   wl_free(&w);
 }
 
+/* damaged_keys counts the keys that answer MAPKV_ECORRUPT: a key whose
+ * lost newest batch was written again (or deleted) later in the log, by a
+ * writer that opened the damaged store, reads back and is not counted by
+ * the opens after that write. */
+static void test_damaged_keys_written_again(void **state) {
+  const char *p = fx_path("rec-dkagain");
+  uint8_t *img, buf[16];
+  size_t len, vl;
+  mapkv_stats st;
+  mapkv_t *db;
+  (void)state;
+
+  /* a=old (4096, 34 bytes), b=x (4130, 32), a=new (4162, 34), c=y (4196,
+   * 32), b=new (4228): a cleanly closed store */
+  db = fx_open(p, MAPKV_CREATE);
+  assert_int_equal(mapkv_put(db, "a", 1, "old", 3), 0);
+  assert_int_equal(mapkv_put(db, "b", 1, "x", 1), 0);
+  assert_int_equal(mapkv_put(db, "a", 1, "new", 3), 0);
+  assert_int_equal(mapkv_put(db, "c", 1, "y", 1), 0);
+  assert_int_equal(mapkv_put(db, "b", 1, "new", 3), 0);
+  fx_close(db);
+  img = fx_slurp(p, &len);
+  assert_int_equal(img[4162 + 22], 'a');
+  assert_int_equal(img[4228 + 22], 'b');
+  img[4162 + 22 + 1 + 1] ^= 0x04; /* a byte of each newest value */
+  img[4228 + 22 + 1 + 1] ^= 0x04;
+  put_file(p, img, len);
+  fx_free(img);
+
+  db = fx_open(p, 0);
+  st = stats_of(db);
+  assert_int_equal(st.damaged_regions, 2);
+  assert_int_equal(st.damaged_keys, 2);
+  assert_int_equal(mapkv_get(db, "a", 1, buf, sizeof buf, &vl), MAPKV_ECORRUPT);
+  assert_int_equal(mapkv_get(db, "b", 1, buf, sizeof buf, &vl), MAPKV_ECORRUPT);
+  assert_int_equal(mapkv_put(db, "a", 1, "fixed", 5), 0);
+  assert_int_equal(mapkv_del(db, "b", 1), 0);
+  fx_close(db);
+
+  for (int pass = 0; pass < 2; pass++) {
+    db = fx_open(p, pass == 0 ? MAPKV_RDONLY : 0);
+    st = stats_of(db);
+    assert_int_equal(st.damaged_regions, 2); /* the damage stays */
+    assert_int_equal(st.damaged_keys, 0);
+    assert_int_equal(st.records, 2);
+    assert_int_equal(mapkv_get(db, "a", 1, buf, sizeof buf, &vl), 0);
+    assert_int_equal(vl, 5);
+    assert_memory_equal(buf, "fixed", 5);
+    assert_int_equal(mapkv_get(db, "b", 1, buf, sizeof buf, &vl),
+                     MAPKV_NOTFOUND);
+    assert_int_equal(mapkv_get(db, "c", 1, buf, sizeof buf, &vl), 0);
+    assert_int_equal(mapkv_verify(db, NULL, NULL, NULL), MAPKV_ECORRUPT);
+    fx_close(db);
+  }
+}
+
 /* The result of get for key i after damage to batch t of a cleanly closed
  * store: the model's value, or MAPKV_ECORRUPT; never another value, never
  * a deleted key back. Keys t did not write read back exactly; keys whose
@@ -3739,6 +3795,7 @@ int main(void) {
       T(test_bitflip_damage_stays_dropped_after_clean_close),
       T(test_damaged_commit_not_applied_after_clean_close),
       T(test_bitflip_in_cleanly_closed_store),
+      T(test_damaged_keys_written_again),
       T(test_clean_store_flip_never_shows_older_value),
       T(test_truncated_clean_store),
       T(test_torn_tail_of_large_records),

@@ -24,8 +24,19 @@ _SyncMode = Literal["commit", "none", "explicit"]
 
 
 def open(path: _StrPath, *, create: bool = ..., readonly: bool = ...,
-         sync: _SyncMode = ..., expected_keys: int = ...) -> "Store":
+         sync: _SyncMode = ..., expected_keys: int = ...,
+         lock_timeout: float = ..., max_key_size: int = ...,
+         max_value_size: int = ..., reserve: int = ...,
+         salvage: bool = ...) -> "Store":
     """Open (or create) the store in the file at path."""
+
+
+def recover(path: _StrPath, out: Optional[_StrPath] = ..., *,
+            force: bool = ..., lock_timeout: float = ...) -> Dict[str, Any]:
+    """Salvage the intact records of the store at path into a new store
+    (out, or in place keeping the original as a backup). The dict has
+    saved: int, lost: int, rewritten: bool, damaged: bool,
+    backup: Optional[str | bytes] and found: Dict[str, int] (stat())."""
 
 
 class Store:
@@ -150,5 +161,7 @@ class ChangedError(Error):
     code: int
 class OutOfMemoryError(Error, MemoryError):
     code: int
-class MappingError(Error):
+class MovedError(Error):
+    code: int
+class BusyError(Error):
     code: int

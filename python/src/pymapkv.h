@@ -68,6 +68,15 @@ PyObject *mapkv__py_raise(int rc);
  * returns NULL. */
 PyObject *mapkv__py_raise_notfound(PyObject *key);
 
+/* A timeout argument in seconds (an int or a float, at least 0) as
+ * milliseconds, rounded up: 0 with *ms set (left alone when o is NULL), or
+ * -1 with TypeError or ValueError set. */
+int mapkv__py_parse_timeout(PyObject *o, const char *name, uint32_t *ms);
+
+/* The figures of st as a dict of ints (Store.stat()); NULL with an
+ * exception set. */
+PyObject *mapkv__py_stats_dict(const mapkv_stats *st);
+
 /* ---- Bytes-like arguments ------------------------------------------------ */
 
 /* A key, value or prefix argument: bytes, or any object exporting a

@@ -56,7 +56,8 @@ static void class_name(const err_entry *e, char *buf, size_t cap) {
       {MAPKV_EBUFSMALL, "BufferTooSmallError"},
       {MAPKV_ECHANGED, "ChangedError"},
       {MAPKV_ENOMEM, "OutOfMemoryError"},
-      {MAPKV_EMAP, "MappingError"},
+      {MAPKV_EMOVED, "MovedError"},
+      {MAPKV_EBUSY, "BusyError"},
   };
   const char *m = e->macro + strlen("MAPKV_");
   size_t n = 0;
@@ -219,36 +220,130 @@ int mapkv__py_bytes_slow(PyObject *o, mapkv__py_bytes *b, const char *what) {
 
 static void after_fork_child(void) { mapkv__py_forkgen++; }
 
-PyDoc_STRVAR(open_doc,
-             "open($module, /, path, *, create=True, readonly=False, "
-             "sync='commit', expected_keys=0)\n--\n\n"
-             "Open the mapkv store in the file at path and return a Store.\n"
-             "\n"
-             "create: create the file if it does not exist (writable opens "
-             "only).\n"
-             "readonly: open without writing; read-only opens work while "
-             "another\n"
-             "  process writes the store, and see the state committed when "
-             "they open.\n"
-             "sync: when commits become durable. 'commit' (the default): "
-             "every put,\n"
-             "  delete and batch is on stable storage when it returns. "
-             "'none': the\n"
-             "  operating system writes back when it chooses (a crash of the "
-             "process\n"
-             "  loses nothing, a power cut may lose recent commits). "
-             "'explicit': as\n"
-             "  'none', with Store.sync() as the durability barrier.\n"
-             "expected_keys: keys the store is expected to hold; the index is "
-             "sized\n"
-             "  for them once, so a fill never rehashes (0: grown as "
-             "needed).\n"
-             "\n"
-             "A writable open locks the file (LockedError if another process "
-             "has it\n"
-             "open for writing) and recovers it after a crash; stat() "
-             "reports what\n"
-             "recovery found.");
+PyDoc_STRVAR(
+    open_doc,
+    "open($module, /, path, *, create=True, readonly=False, sync='commit',\n"
+    "     expected_keys=0, lock_timeout=0, max_key_size=0, max_value_size=0,\n"
+    "     reserve=0, salvage=False)\n"
+    "--\n\n"
+    "Open the mapkv store in the file at path and return a Store.\n"
+    "\n"
+    "create: create the file if it does not exist (writable opens only).\n"
+    "readonly: open without writing; read-only opens work while another\n"
+    "  process writes the store, and see the state committed when they open.\n"
+    "sync: when commits become durable. 'commit' (the default): every put,\n"
+    "  delete and batch is on stable storage when it returns. 'none': the\n"
+    "  operating system writes back when it chooses (a crash of the process\n"
+    "  loses nothing, a power cut may lose recent commits). 'explicit': as\n"
+    "  'none', with Store.sync() as the durability barrier.\n"
+    "expected_keys: keys the store is expected to hold; the index is sized\n"
+    "  for them once, so a fill never rehashes (0: grown as needed).\n"
+    "lock_timeout: seconds a writable open waits for another process that\n"
+    "  has the store open for writing to close it (0: LockedError at once).\n"
+    "max_key_size, max_value_size: the limits of a new store, recorded in\n"
+    "  it (0: 4096 bytes and 64 MiB; at most KEY_MAX and VALUE_MAX). An\n"
+    "  existing store keeps its own; a smaller value lowers the limit for\n"
+    "  this Store only.\n"
+    "reserve: bytes of address space reserved for the file to grow in (0:\n"
+    "  64 GiB; at least twice the file's size); a write that would grow the\n"
+    "  file past it raises FullError.\n"
+    "salvage: a read-only open that refuses nothing: a store cut short\n"
+    "  (TruncatedError) or with damage after its data (CorruptError)\n"
+    "  shows what is intact, and verify() reports the rest.\n"
+    "\n"
+    "Every open verifies every record's checksum. A writable open locks the\n"
+    "file and recovers it after a crash; stat() reports what recovery found.\n"
+    "A key whose newest write damage cost raises CorruptError, never an\n"
+    "older value. A path that is not a regular file (a directory, a FIFO, a\n"
+    "socket) raises NotAStoreError, as a file that is not a store does.");
+
+PyDoc_STRVAR(
+    recover_doc,
+    "recover($module, /, path, out=None, *, force=False, lock_timeout=0)\n"
+    "--\n\n"
+    "Salvage the intact records of the store at path into a new store,\n"
+    "and return a dict of what was found and done.\n"
+    "\n"
+    "With out, into a new store at out (FileExistsError if it exists);\n"
+    "path is opened read-only and left as it is.\n"
+    "Without out, in place, under the writer lock of path (LockedError if\n"
+    "another process has it open for writing and does not close it within\n"
+    "lock_timeout seconds): the new store replaces path, and the original\n"
+    "is kept under a second name, returned as 'backup'\n"
+    "('<path>.damaged-<unix time>'; '.v1-<time>' when a store of format\n"
+    "version 1 was only upgraded; '.orig-<time>' with force). A store of\n"
+    "the current format without damage is left alone unless force is true.\n"
+    "Backups are never removed: delete them once the new store is known\n"
+    "good.\n"
+    "\n"
+    "The dict: saved and lost (live records written to the new store and\n"
+    "left behind: damaged, or of a batch damage cost), rewritten (False when\n"
+    "the store was left alone), damaged (whether damage was found), backup\n"
+    "(the original's new name, or None), found (stat() of the store as the\n"
+    "salvage saw it). On failure path is unchanged and no new store is\n"
+    "left behind.");
+
+static PyObject *recover(PyObject *module, PyObject *args, PyObject *kwargs) {
+  static char *kwlist[] = {"path", "out", "force", "lock_timeout", NULL};
+  PyObject *path, *out = Py_None, *timeout = NULL, *fspath = NULL;
+  PyObject *encoded = NULL, *out_encoded = NULL, *res = NULL, *v, *backup;
+  mapkv_recover_info info;
+  uint32_t ms = 0;
+  int force = 0, rc;
+  (void)module;
+
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O$pO:recover", kwlist,
+                                   &path, &out, &force, &timeout))
+    return NULL;
+  if (mapkv__py_parse_timeout(timeout, "lock_timeout", &ms) < 0)
+    return NULL;
+  if ((fspath = PyOS_FSPath(path)) == NULL)
+    return NULL;
+  if (!PyUnicode_FSConverter(fspath, &encoded) ||
+      (out != Py_None && !PyUnicode_FSConverter(out, &out_encoded)))
+    goto done;
+  memset(&info, 0, sizeof info);
+  Py_BEGIN_ALLOW_THREADS rc =
+      mapkv_recover(PyBytes_AS_STRING(encoded),
+                    out_encoded != NULL ? PyBytes_AS_STRING(out_encoded) : NULL,
+                    force ? MAPKV_RECOVER_FORCE : 0, ms, &info);
+  Py_END_ALLOW_THREADS if (rc != 0) {
+    mapkv__py_raise(rc);
+    goto done;
+  }
+  info.backup[sizeof info.backup - 1] = '\0';
+  if ((res = PyDict_New()) == NULL)
+    goto done;
+#define ITEM(name, expr)                                                       \
+  do {                                                                         \
+    if ((v = (expr)) == NULL || PyDict_SetItemString(res, name, v) < 0) {      \
+      Py_XDECREF(v);                                                           \
+      Py_CLEAR(res);                                                           \
+      goto done;                                                               \
+    }                                                                          \
+    Py_DECREF(v);                                                              \
+  } while (0)
+  ITEM("saved", PyLong_FromUnsignedLongLong(info.saved));
+  ITEM("lost", PyLong_FromUnsignedLongLong(info.lost));
+  ITEM("rewritten", PyBool_FromLong(info.rewritten));
+  ITEM("damaged", PyBool_FromLong(info.damaged));
+  if (info.backup[0] == '\0') {
+    Py_INCREF(Py_None);
+    backup = Py_None;
+  } else if (PyBytes_Check(fspath)) {
+    backup = PyBytes_FromString(info.backup);
+  } else {
+    backup = PyUnicode_DecodeFSDefault(info.backup);
+  }
+  ITEM("backup", backup);
+  ITEM("found", mapkv__py_stats_dict(&info.found));
+#undef ITEM
+done:
+  Py_XDECREF(fspath);
+  Py_XDECREF(encoded);
+  Py_XDECREF(out_encoded);
+  return res;
+}
 
 /* For the tests: the exception object a return code is raised as. */
 static PyObject *exception_for(PyObject *module, PyObject *arg) {
@@ -268,6 +363,8 @@ static PyMethodDef module_methods[] = {
      "The exception a C return code is raised as (for tests)."},
     {"open", (PyCFunction)(void (*)(void))mapkv__py_store_open,
      METH_VARARGS | METH_KEYWORDS, open_doc},
+    {"recover", (PyCFunction)(void (*)(void))recover,
+     METH_VARARGS | METH_KEYWORDS, recover_doc},
     {NULL, NULL, 0, NULL}};
 
 PyDoc_STRVAR(module_doc,

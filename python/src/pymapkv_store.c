@@ -11,6 +11,7 @@
  */
 #include "pymapkv.h"
 
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,40 +102,125 @@ static int parse_sync(const char *name, int *mode) {
   return 0;
 }
 
+/* An unsigned integer option: 0 with *out set, or -1 with TypeError (not
+ * an int) or ValueError (negative, or more than max) set. NULL leaves *out
+ * alone. */
+static int parse_uint(PyObject *o, const char *name, unsigned long long max,
+                      unsigned long long *out) {
+  int overflow = 0, huge = 0;
+  long long sv;
+  unsigned long long v;
+  if (o == NULL)
+    return 0;
+  if (!PyLong_Check(o)) {
+    PyErr_Format(PyExc_TypeError, "%s must be an int, not %.100s", name,
+                 Py_TYPE(o)->tp_name);
+    return -1;
+  }
+  sv = PyLong_AsLongLongAndOverflow(o, &overflow);
+  if (sv == -1 && PyErr_Occurred())
+    return -1;
+  if ((overflow == 0 && sv < 0) || overflow < 0) {
+    PyErr_Format(PyExc_ValueError, "%s must be a non-negative int", name);
+    return -1;
+  }
+  v = (unsigned long long)sv;
+  if (overflow > 0) {
+    v = PyLong_AsUnsignedLongLong(o);
+    if (PyErr_Occurred()) {
+      if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+        return -1;
+      PyErr_Clear();
+      huge = 1; /* beyond 64 bits */
+    }
+  }
+  if (huge || v > max) {
+    PyErr_Format(PyExc_ValueError, "%s must be at most %llu", name, max);
+    return -1;
+  }
+  *out = v;
+  return 0;
+}
+
+int mapkv__py_parse_timeout(PyObject *o, const char *name, uint32_t *ms) {
+  double sec, v;
+  if (o == NULL)
+    return 0;
+  if (!PyLong_Check(o) && !PyFloat_Check(o)) {
+    PyErr_Format(PyExc_TypeError, "%s must be a number of seconds, not %.100s",
+                 name, Py_TYPE(o)->tp_name);
+    return -1;
+  }
+  sec = PyFloat_AsDouble(o);
+  if (sec == -1.0 && PyErr_Occurred())
+    return -1;
+  v = sec * 1000.0;
+  if (!(v >= 0.0) || v > (double)UINT32_MAX) {
+    PyErr_Format(PyExc_ValueError,
+                 "%s must be a number of seconds from 0 to %lu", name,
+                 (unsigned long)(UINT32_MAX / 1000));
+    return -1;
+  }
+  *ms = (uint32_t)v;
+  if ((double)*ms < v) /* rounded up: a wait is never shorter than asked */
+    ++*ms;
+  return 0;
+}
+
 PyObject *mapkv__py_store_open(PyObject *module, PyObject *args,
                                PyObject *kwargs) {
-  static char *kwlist[] = {"path", "create",        "readonly",
-                           "sync", "expected_keys", NULL};
+  static char *kwlist[] = {"path",
+                           "create",
+                           "readonly",
+                           "sync",
+                           "expected_keys",
+                           "lock_timeout",
+                           "max_key_size",
+                           "max_value_size",
+                           "reserve",
+                           "salvage",
+                           NULL};
   PyObject *path, *fspath = NULL, *encoded = NULL, *expected = NULL;
-  int create = 1, readonly = 0, rc;
+  PyObject *timeout = NULL, *max_key = NULL, *max_value = NULL;
+  PyObject *reserve = NULL;
+  int create = 1, readonly = 0, salvage = 0, rc;
+  unsigned long long n;
   const char *sync = "commit";
   mapkv_options opts;
   mapkv__py_store *s = NULL;
   mapkv_t *db = NULL;
   (void)module;
 
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$ppsO:open", kwlist, &path,
-                                   &create, &readonly, &sync, &expected))
+  if (!PyArg_ParseTupleAndKeywords(
+          args, kwargs, "O|$ppsOOOOOp:open", kwlist, &path, &create, &readonly,
+          &sync, &expected, &timeout, &max_key, &max_value, &reserve, &salvage))
     return NULL;
   mapkv_options_init(&opts);
   if (parse_sync(sync, &opts.sync_mode) < 0)
     return NULL;
-  if (expected != NULL) {
-    if (!PyLong_Check(expected)) {
-      PyErr_SetString(PyExc_TypeError, "expected_keys must be an int");
-      return NULL;
-    }
-    opts.expected_keys = PyLong_AsUnsignedLongLong(expected);
-    if (PyErr_Occurred()) {
-      if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
-        PyErr_Clear();
-        PyErr_SetString(PyExc_ValueError,
-                        "expected_keys must be a non-negative int");
-      }
-      return NULL;
-    }
-  }
-  opts.flags = (readonly ? MAPKV_RDONLY : 0) | (create ? MAPKV_CREATE : 0);
+  n = opts.expected_keys;
+  if (parse_uint(expected, "expected_keys", ULLONG_MAX, &n) < 0)
+    return NULL;
+  opts.expected_keys = n;
+  n = opts.max_key_size;
+  if (parse_uint(max_key, "max_key_size", UINT32_MAX, &n) < 0)
+    return NULL;
+  opts.max_key_size = (uint32_t)n;
+  n = opts.max_value_size;
+  if (parse_uint(max_value, "max_value_size", UINT32_MAX, &n) < 0)
+    return NULL;
+  opts.max_value_size = (uint32_t)n;
+  n = opts.reserve;
+  if (parse_uint(reserve, "reserve", ULLONG_MAX, &n) < 0)
+    return NULL;
+  opts.reserve = n;
+  if (mapkv__py_parse_timeout(timeout, "lock_timeout", &opts.lock_timeout_ms) <
+      0)
+    return NULL;
+  if (salvage)
+    readonly = 1;
+  opts.flags = (readonly ? MAPKV_RDONLY : 0) | (create ? MAPKV_CREATE : 0) |
+               (salvage ? MAPKV_VERIFY : 0);
   if ((fspath = PyOS_FSPath(path)) == NULL)
     return NULL;
   if (!PyUnicode_FSConverter(fspath, &encoded))
@@ -553,34 +639,13 @@ static PyObject *store_update(mapkv__py_store *s, PyObject *const *args,
 
 /* ---- Maintenance --------------------------------------------------------- */
 
-PyDoc_STRVAR(stat_doc,
-             "stat($self, /)\n--\n\n"
-             "Figures of the store as a dict: records, live_bytes, "
-             "dead_bytes,\n"
-             "data_end, file_size, mapped_size, reserved_size, index_slots,\n"
-             "index_bytes, last_seq, generation, format_version, clean_open, "
-             "and\n"
-             "what the last open's recovery found: recovered_batches,\n"
-             "dropped_tail_bytes, dropped_tail_records, damaged_regions,\n"
-             "damaged_bytes, first_damage_offset; checksum_failures counts "
-             "reads\n"
-             "that met a damaged record since the open.");
-
-static PyObject *store_stat(mapkv__py_store *s, PyObject *unused) {
-  mapkv_stats st;
-  mapkv_t *db;
-  PyObject *d;
-  int rc;
-  (void)unused;
-  if ((db = mapkv__py_store_db(s)) == NULL)
-    return NULL;
-  if ((rc = stat_of(s, db, &st)) != 0)
-    return mapkv__py_raise(rc);
-  if ((d = PyDict_New()) == NULL)
+PyObject *mapkv__py_stats_dict(const mapkv_stats *st) {
+  PyObject *d = PyDict_New();
+  if (d == NULL)
     return NULL;
 #define FIELD(name)                                                            \
   do {                                                                         \
-    PyObject *v = PyLong_FromUnsignedLongLong((unsigned long long)st.name);    \
+    PyObject *v = PyLong_FromUnsignedLongLong((unsigned long long)st->name);   \
     if (v == NULL || PyDict_SetItemString(d, #name, v) < 0) {                  \
       Py_XDECREF(v);                                                           \
       Py_DECREF(d);                                                            \
@@ -601,15 +666,48 @@ static PyObject *store_stat(mapkv__py_store *s, PyObject *unused) {
   FIELD(generation);
   FIELD(format_version);
   FIELD(clean_open);
+  FIELD(max_key_size);
+  FIELD(max_value_size);
   FIELD(recovered_batches);
   FIELD(dropped_tail_bytes);
   FIELD(dropped_tail_records);
   FIELD(damaged_regions);
   FIELD(damaged_bytes);
   FIELD(first_damage_offset);
+  FIELD(damaged_keys);
+  FIELD(truncated_bytes);
   FIELD(checksum_failures);
 #undef FIELD
   return d;
+}
+
+PyDoc_STRVAR(
+    stat_doc,
+    "stat($self, /)\n--\n\n"
+    "Figures of the store as a dict of ints: records (live keys),\n"
+    "live_bytes, dead_bytes, data_end, file_size, mapped_size,\n"
+    "reserved_size, index_slots, index_bytes, last_seq, generation,\n"
+    "format_version, clean_open (1 if the last open found a clean close),\n"
+    "max_key_size and max_value_size (the limits this handle enforces), and\n"
+    "what the last open's recovery found: recovered_batches,\n"
+    "dropped_tail_bytes and dropped_tail_records (an uncommitted or torn\n"
+    "tail), damaged_regions, damaged_bytes, first_damage_offset (damage\n"
+    "in the middle of the log), damaged_keys (keys whose newest batch the\n"
+    "damage cost: they raise CorruptError until written again),\n"
+    "truncated_bytes (what the file lacks of the data its header records:\n"
+    "salvage opens only); checksum_failures counts reads that met a\n"
+    "damaged record since the open.");
+
+static PyObject *store_stat(mapkv__py_store *s, PyObject *unused) {
+  mapkv_stats st;
+  mapkv_t *db;
+  int rc;
+  (void)unused;
+  if ((db = mapkv__py_store_db(s)) == NULL)
+    return NULL;
+  if ((rc = stat_of(s, db, &st)) != 0)
+    return mapkv__py_raise(rc);
+  return mapkv__py_stats_dict(&st);
 }
 
 /* The damaged spans mapkv_verify() reports (collected without the GIL). */

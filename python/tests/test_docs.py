@@ -51,9 +51,16 @@ def test_stub_classes_match_the_types():
 def test_signatures():
     sig = inspect.signature(mapkv.open)
     assert list(sig.parameters) == ["path", "create", "readonly", "sync",
-                                    "expected_keys"]
+                                    "expected_keys", "lock_timeout",
+                                    "max_key_size", "max_value_size",
+                                    "reserve", "salvage"]
     assert sig.parameters["sync"].default == "commit"
-    assert sig.parameters["create"].kind is inspect.Parameter.KEYWORD_ONLY
+    for name in list(sig.parameters)[1:]:
+        assert sig.parameters[name].kind is inspect.Parameter.KEYWORD_ONLY
+    assert sig.parameters["lock_timeout"].default == 0
+    assert sig.parameters["salvage"].default is False
+    assert str(inspect.signature(mapkv.recover)) == \
+        "(path, out=None, *, force=False, lock_timeout=0)"
     assert str(inspect.signature(mapkv.Store.get)) == \
         "(self, key, default=None, /)"
     assert str(inspect.signature(mapkv.Store.keys)) == "(self, /, prefix=b'')"
@@ -70,13 +77,22 @@ def test_help_reads_well():
                    "read(self, /)", "compact(self, /)", "verify(self, /)",
                    "CorruptError", "BufferError", "sync_mode"):
         assert needle in text, needle
-    for obj in (mapkv, mapkv.open, mapkv.Store, mapkv.Batch, mapkv.ReadView,
-                mapkv.Iterator, mapkv.Error):
+    for obj in (mapkv, mapkv.open, mapkv.recover, mapkv.Store, mapkv.Batch,
+                mapkv.ReadView, mapkv.Iterator, mapkv.Error):
         assert obj.__doc__ and len(obj.__doc__) > 40, obj
     for cls in (mapkv.Store, mapkv.Batch, mapkv.ReadView):
         for name, member in vars(cls).items():
             if not name.startswith("_"):
                 assert member.__doc__, "%s.%s" % (cls.__name__, name)
+    text = pydoc.render_doc(mapkv.open, renderer=pydoc.plaintext)
+    for needle in ("lock_timeout: seconds", "max_key_size, max_value_size",
+                   "reserve:", "FullError", "salvage:", "NotAStoreError",
+                   "CorruptError"):
+        assert needle in text, needle
+    text = pydoc.render_doc(mapkv.recover, renderer=pydoc.plaintext)
+    for needle in ("recover(path, out=None, *, force=False, lock_timeout=0)",
+                   "FileExistsError", "LockedError", "backup", "force"):
+        assert needle in text, needle
     assert "import mapkv" in mapkv.__doc__
     assert mapkv.Store.__module__ == "mapkv"
     assert mapkv.__version__.count(".") == 2

@@ -2,6 +2,7 @@
 Python memory (tracemalloc, allocated blocks) and C heap (mallinfo2)."""
 import ctypes
 import gc
+import os
 import sys
 import tracemalloc
 
@@ -177,3 +178,40 @@ def test_exceptions_do_not_leak(db, dropped):
                 pass
     gc.collect()
     assert sys.getallocatedblocks() - blocks0 < 500
+
+
+def test_no_leak_of_recover_and_open_options(tmp_path):
+    p = str(tmp_path / "s.mkv")
+    out = str(tmp_path / "out.mkv")
+    with mapkv.open(p) as db:
+        fill(db, 10)
+
+    def rounds(n):
+        for _ in range(n):
+            info = mapkv.recover(p)  # intact: left alone
+            assert info["found"]["records"] == 10
+            assert mapkv.recover(p, out)["saved"] == 10
+            os.remove(out)
+            try:
+                mapkv.recover(p, p)
+            except FileExistsError:
+                pass
+            with mapkv.open(p, lock_timeout=0.5, max_key_size=100,
+                            reserve=8 << 20, salvage=True) as db:
+                assert db.stat()["max_key_size"] == 100
+            for bad in ({"lock_timeout": -1}, {"reserve": -1},
+                        {"max_key_size": "x"}):
+                try:
+                    mapkv.open(p, **bad)
+                except (TypeError, ValueError):
+                    pass
+
+    rounds(20)  # warm up
+    gc.collect()
+    heap0 = c_heap_bytes()
+    blocks0 = sys.getallocatedblocks()
+    rounds(200)
+    gc.collect()
+    assert sys.getallocatedblocks() - blocks0 < 500
+    if heap0 is not None:
+        assert c_heap_bytes() - heap0 < 256 * 1024

@@ -4,6 +4,8 @@ import array
 import mmap
 import os
 import pathlib
+import threading
+import time
 
 import pytest
 
@@ -117,6 +119,147 @@ def test_second_writer_is_locked_out(path):
         db[b"k"] = b"v"
         with mapkv.open(path, readonly=True) as ro:
             assert ro[b"k"] == b"v"
+
+
+def test_lock_timeout_waits_for_the_other_writer(path):
+    holder = mapkv.open(path)
+    start = time.monotonic()
+    with pytest.raises(mapkv.LockedError):
+        mapkv.open(path, lock_timeout=0.2)
+    assert time.monotonic() - start >= 0.2
+    with pytest.raises(mapkv.LockedError):
+        mapkv.open(path, lock_timeout=0)  # the default: at once
+    with mapkv.open(path, readonly=True, lock_timeout=60) as ro:
+        assert len(ro) == 0  # read-only opens take no lock, never wait
+    closer = threading.Timer(0.3, holder.close)  # the GIL is released
+    closer.start()
+    try:
+        start = time.monotonic()
+        with mapkv.open(path, lock_timeout=60) as db:
+            waited = time.monotonic() - start
+            db[b"k"] = b"v"
+    finally:
+        closer.join()
+    assert holder.closed
+    assert 0.2 <= waited < 60
+
+
+def test_lock_timeout_argument(path):
+    for bad in (-1, -0.001, float("nan"), float("inf"), 1e12):
+        with pytest.raises(ValueError, match="lock_timeout"):
+            mapkv.open(path, lock_timeout=bad)
+    for bad in ("1", None, b"1"):
+        with pytest.raises(TypeError, match="lock_timeout"):
+            mapkv.open(path, lock_timeout=bad)
+    assert not os.path.exists(path)
+    with mapkv.open(path, lock_timeout=0.0001) as db:  # rounded up to 1 ms
+        db[b"k"] = b"v"
+    with mapkv.open(path, lock_timeout=4294967):
+        pass
+
+
+def test_limits_travel_with_the_store(tmp_path):
+    p = str(tmp_path / "limits.mkv")
+    with mapkv.open(p, max_key_size=16, max_value_size=100) as db:
+        st = db.stat()
+        assert (st["max_key_size"], st["max_value_size"]) == (16, 100)
+        db[b"k" * 16] = bytes(100)
+        with pytest.raises(mapkv.KeySizeError,
+                           match="key of 17 bytes exceeds the limit of 16"):
+            db[b"k" * 17] = b""
+        with pytest.raises(mapkv.ValueSizeError):
+            db[b"v"] = bytes(101)
+        with pytest.raises(mapkv.KeySizeError):
+            with db.batch() as b:
+                b[b"k" * 17] = b""
+    # 0 (the default) is the store's limits; larger asks get them too
+    for kw in ({}, {"max_key_size": 1000, "max_value_size": 1 << 20},
+               {"readonly": True}):
+        with mapkv.open(p, **kw) as db:
+            st = db.stat()
+            assert (st["max_key_size"], st["max_value_size"]) == (16, 100)
+            if not db.readonly:
+                with pytest.raises(mapkv.KeySizeError):
+                    db[b"k" * 17] = b""
+    # smaller ones lower the limits of this Store only
+    with mapkv.open(p, max_key_size=8) as db:
+        st = db.stat()
+        assert (st["max_key_size"], st["max_value_size"]) == (8, 100)
+        with pytest.raises(mapkv.KeySizeError):
+            db[b"k" * 9] = b""
+        assert db[b"k" * 16] == bytes(100)
+    with mapkv.open(p) as db:
+        assert db.stat()["max_key_size"] == 16
+    # the format's limits
+    big = str(tmp_path / "big.mkv")
+    with mapkv.open(big, max_key_size=mapkv.KEY_MAX,
+                    max_value_size=mapkv.VALUE_MAX, sync="none") as db:
+        st = db.stat()
+        assert (st["max_key_size"], st["max_value_size"]) == \
+            (mapkv.KEY_MAX, mapkv.VALUE_MAX)
+        db[b"k" * mapkv.KEY_MAX] = b"v"
+        with pytest.raises(mapkv.KeySizeError):
+            db[b"k" * (mapkv.KEY_MAX + 1)] = b"v"
+    bad = str(tmp_path / "bad.mkv")
+    with pytest.raises(mapkv.InvalidArgumentError, match="max_key_size"):
+        mapkv.open(bad, max_key_size=mapkv.KEY_MAX + 1)
+    with pytest.raises(mapkv.InvalidArgumentError, match="max_value_size"):
+        mapkv.open(bad, max_value_size=mapkv.VALUE_MAX + 1)
+    for name in ("max_key_size", "max_value_size", "reserve"):
+        with pytest.raises(ValueError, match=name):
+            mapkv.open(bad, **{name: -1})
+        with pytest.raises(ValueError, match=name):
+            mapkv.open(bad, **{name: 1 << 64})
+        with pytest.raises(TypeError, match=name):
+            mapkv.open(bad, **{name: "16"})
+    with pytest.raises(ValueError, match="max_key_size"):
+        mapkv.open(bad, max_key_size=1 << 32)
+    assert not os.path.exists(bad)
+
+
+def test_reserve_bounds_the_file(path):
+    with mapkv.open(path, sync="none", reserve=2 << 20) as db:
+        assert db.stat()["reserved_size"] == 2 << 20
+        n = 0
+        with pytest.raises(mapkv.FullError) as e:
+            while n < 10000:
+                db[key(n)] = value(n, size=1000)
+                n += 1
+        assert "address reservation (reopen with a larger reserve)" in \
+            str(e.value)
+        assert e.value.code == mapkv.FullError.code
+        assert 1000 < n < 2100
+        assert len(db) == n and key(n) not in db  # nothing written
+        assert db[key(n - 1)] == value(n - 1, size=1000)
+        st = db.stat()
+        assert st["file_size"] <= 2 << 20
+        with pytest.raises(mapkv.FullError):
+            db.update({key(n): value(n, size=1000)})
+    with mapkv.open(path, reserve=64 << 20) as db:  # a larger reserve
+        assert len(db) == n
+        db[key(n)] = value(n, size=1000)
+        assert db.stat()["reserved_size"] == 64 << 20
+    with pytest.raises(mapkv.InvalidArgumentError, match="reservation"):
+        mapkv.open(path + "2", reserve=4096)  # below the initial size
+    with pytest.raises(mapkv.InvalidArgumentError, match="must not exceed"):
+        mapkv.open(path + "2", reserve=(1 << 40) + 1)
+
+
+def test_salvage_open_is_read_only(path):
+    with pytest.raises(FileNotFoundError):
+        mapkv.open(path, salvage=True)  # never creates
+    with mapkv.open(path) as db:
+        fill(db, 10)
+    with mapkv.open(path, salvage=True) as db:
+        assert db.readonly and "readonly" in repr(db)
+        assert dict(db.items()) == {key(i): value(i) for i in range(10)}
+        assert db.verify() is None
+        with pytest.raises(mapkv.ReadOnlyError):
+            db[b"k"] = b"v"
+        with pytest.raises(mapkv.ReadOnlyError):
+            db.compact()
+    with mapkv.open(path, salvage=True, readonly=False) as db:
+        assert db.readonly
 
 
 # ---- the mapping protocol -----------------------------------------------
@@ -400,9 +543,10 @@ def test_stat(db):
         "records", "live_bytes", "dead_bytes", "data_end", "file_size",
         "mapped_size", "reserved_size", "index_slots", "index_bytes",
         "last_seq", "generation", "format_version", "clean_open",
+        "max_key_size", "max_value_size",
         "recovered_batches", "dropped_tail_bytes", "dropped_tail_records",
         "damaged_regions", "damaged_bytes", "first_damage_offset",
-        "checksum_failures"}
+        "damaged_keys", "truncated_bytes", "checksum_failures"}
     assert all(type(v) is int for v in st.values())
     assert st["records"] == 10
     assert st["format_version"] == mapkv.FORMAT_VERSION
@@ -410,6 +554,11 @@ def test_stat(db):
     assert st["last_seq"] == 12  # 10 puts + a commit record, then 1 put
     assert st["generation"] == 0
     assert st["data_end"] <= st["file_size"]
+    assert (st["max_key_size"], st["max_value_size"]) == (4096, 64 << 20)
+    for name in ("damaged_regions", "damaged_bytes", "first_damage_offset",
+                 "damaged_keys", "truncated_bytes", "checksum_failures",
+                 "dropped_tail_bytes", "dropped_tail_records"):
+        assert st[name] == 0, name
 
 
 def test_compact(db):

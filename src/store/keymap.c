@@ -152,13 +152,19 @@ static int cmp_offset(const void *a, const void *b) {
 }
 
 void mapkv__keymap_seal_marks(mapkv__keymap *km) {
-  size_t n = 1;
-  if (km->nmarked < 2)
-    return;
-  qsort(km->marked, km->nmarked, sizeof *km->marked, cmp_offset);
-  for (size_t i = 1; i < km->nmarked; i++) /* a key marked twice */
-    if (km->marked[i] != km->marked[n - 1])
-      km->marked[n++] = km->marked[i];
+  size_t n = 0;
+  if (km->nmarked > 1)
+    qsort(km->marked, km->nmarked, sizeof *km->marked, cmp_offset);
+  for (size_t i = 0; i < km->nmarked; i++) {
+    uint64_t off = km->marked[i], hash;
+    if (n > 0 && off == km->marked[n - 1]) /* a key marked twice */
+      continue;
+    /* A key written again or deleted after the damage: its entry no
+     * longer points at the mark, and it does not answer MAPKV_ECORRUPT. */
+    mapkv__keymap_hash_records(km->lg, &off, &hash, 1);
+    if (mapkv__index_has(&km->ix, hash, off))
+      km->marked[n++] = off;
+  }
   km->nmarked = n;
 }
 

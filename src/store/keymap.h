@@ -98,8 +98,9 @@ int mapkv__keymap_insert(mapkv__keymap *km, uint64_t hash, uint64_t off,
 int mapkv__keymap_reserve(mapkv__keymap *km, uint64_t more);
 
 /* Recovery: marks the record at off (what a key's entry points at); the
- * marks are sorted and made unique by mapkv__keymap_seal_marks(). 0 or
- * MAPKV_ENOMEM. */
+ * marks are sorted and made unique by mapkv__keymap_seal_marks(), which
+ * also drops those of keys written again or deleted later in the log (no
+ * entry points at them any more). 0 or MAPKV_ENOMEM. */
 int mapkv__keymap_mark(mapkv__keymap *km, uint64_t off);
 void mapkv__keymap_seal_marks(mapkv__keymap *km);
 
