@@ -68,8 +68,8 @@ int mapkv_compact(mapkv_t *db) {
 
   if (db == NULL)
     return mapkv__fail(MAPKV_EINVAL, "NULL handle");
-  if (db->log.readonly)
-    return mapkv__fail(MAPKV_EREADONLY, "%s is open read-only", db->log.path);
+  if (db->readonly)
+    return mapkv__fail(MAPKV_EREADONLY, "the store is open read-only");
   memset(&nl, 0, sizeof nl);
   nl.fd = -1;
   pthread_mutex_lock(&db->wlock);

@@ -106,6 +106,7 @@ int mapkv_open(const char *path, const mapkv_options *opts, mapkv_t **out) {
       (rc = mapkv__log_open(&db->log, path, &db->opts)) != 0)
     goto fail;
   mapkv__options_limits(&db->opts, &db->log.hdr);
+  db->readonly = db->log.readonly;
   if ((rc = mapkv__recover(&db->log, &db->map, db->opts.expected_keys,
                            db->log.readonly && (db->opts.flags & MAPKV_VERIFY),
                            &db->rec, &db->known_damage)) != 0)

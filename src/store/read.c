@@ -176,14 +176,17 @@ int mapkv_exists(mapkv_t *db, const void *key, size_t klen) {
   if (db == NULL || (key == NULL && klen > 0))
     return mapkv__fail(MAPKV_EINVAL, "NULL handle or key");
   hash = mapkv__index_hash(key, klen);
+  /* The marks change with the map (compaction): read them under rw. */
   pthread_rwlock_rdlock(&db->rw);
   do {
     ver = mapkv__read_begin(db);
     damaged = 0;
     off = mapkv__keymap_find(&db->map, key, klen, hash, &p, &damaged);
   } while (mapkv__read_retry(db, ver));
+  if (off != 0 && mapkv__keymap_marked(&db->map, off))
+    damaged = 1;
   pthread_rwlock_unlock(&db->rw);
-  if (damaged || (off != 0 && mapkv__keymap_marked(&db->map, off)))
+  if (damaged)
     return mapkv__fail(MAPKV_ECORRUPT,
                        "record at offset %llu: damaged, or its batch lost to "
                        "damage",

@@ -46,6 +46,8 @@ struct mapkv {
   mapkv__keymap map;
   mapkv_options opts;
   int known_damage; /* damage is still in the file (found at open or since) */
+  int readonly;     /* log.readonly, where no lock is held (compaction
+                       replaces log whole) */
   mapkv_stats rec;  /* recovery figures of the last open */
   uint64_t *hashes; /* writer's scratch: key hashes of a batch */
   size_t nhashes;

@@ -82,8 +82,8 @@ static int check_kv(const mapkv_t *db, const void *key, size_t klen,
 }
 
 static int check_writable(const mapkv_t *db) {
-  if (db->log.readonly)
-    return mapkv__fail(MAPKV_EREADONLY, "%s is open read-only", db->log.path);
+  if (db->readonly)
+    return mapkv__fail(MAPKV_EREADONLY, "the store is open read-only");
   return 0;
 }
 
