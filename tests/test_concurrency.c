@@ -1,7 +1,8 @@
 /*
  * test_concurrency.c — one handle shared by threads: readers running
  * alongside a writer, compactions and cursors; writers queueing on the
- * handle; batches becoming visible all at once.
+ * handle, durable ones alongside compactions; batches becoming visible all
+ * at once.
  *
  * Every value is derived from its key number and a version, so a reader can
  * check any value it sees; versions of a key only grow, so a reader can also
@@ -568,6 +569,156 @@ static void test_two_writers(void **state) {
   assert_rc(mapkv_close(db), 0);
 }
 
+/* ---- durable writers alongside compactions ------------------------------- */
+
+#define DWRITERS     3
+#define DKEYS        64
+#define DOPS         240 /* commits of each writer */
+#define DCOMPACTIONS 4
+
+typedef struct durable_shared {
+  mapkv_t *db;
+  atomic_uint ops; /* commits done by all writers */
+  atomic_int stop; /* the reader ends */
+  atomic_uint errors, reads;
+} durable_shared;
+
+typedef struct durable_arg {
+  durable_shared *s;
+  unsigned tag; /* 1..DWRITERS: the writer's own key space */
+  unsigned failures;
+} durable_arg;
+
+/* Commit op puts key op % DKEYS at version op + 1; every fourth is a batch
+ * that also puts a shared key (key space DWRITERS + 1). Group commit puts
+ * the writers' commits in one flush; compaction replaces the log under
+ * them. */
+static void *durable_writer(void *p) {
+  durable_arg *a = p;
+  for (unsigned op = 0; op < DOPS; op++) {
+    unsigned i = op % DKEYS;
+    char k[32];
+    uint8_t v[VMAX];
+    size_t kl = key_of(k, a->tag, i), vl = val_of(v, i, op + 1);
+    int rc;
+    if (op % 4 == 3) {
+      mapkv_batch_t *b = NULL;
+      char sk[32];
+      uint8_t sv[VMAX];
+      size_t skl = key_of(sk, DWRITERS + 1, (op / 4) % 8);
+      size_t svl = val_of(sv, (op / 4) % 8, a->tag);
+      rc = mapkv_batch_begin(a->s->db, &b);
+      if (rc == 0 && (rc = mapkv_batch_put(b, k, kl, v, vl)) == 0 &&
+          (rc = mapkv_batch_put(b, sk, skl, sv, svl)) == 0)
+        rc = mapkv_batch_commit(b);
+      else if (b != NULL)
+        mapkv_batch_abort(b);
+    } else {
+      rc = mapkv_put(a->s->db, k, kl, v, vl);
+    }
+    a->failures += rc != 0;
+    atomic_fetch_add(&a->s->ops, 1);
+  }
+  return NULL;
+}
+
+static void *durable_compactor(void *p) {
+  durable_shared *s = p;
+  for (unsigned c = 0; c < DCOMPACTIONS; c++) {
+    while (atomic_load(&s->ops) <
+           (c + 1) * DWRITERS * DOPS / (DCOMPACTIONS + 1))
+      sched_yield();
+    if (mapkv_compact(s->db) != 0)
+      atomic_fetch_add(&s->errors, 1);
+  }
+  return NULL;
+}
+
+/* Reads the writers' keys while they commit and the log is replaced:
+ * mapkv_get and mapkv_exists answer found or not found, never an error. */
+static void *durable_reader(void *p) {
+  durable_shared *s = p;
+  uint64_t seed = 7;
+  do {
+    unsigned tag = 1 + rnd(&seed) % DWRITERS, i = rnd(&seed) % DKEYS;
+    char k[32];
+    uint8_t buf[VMAX];
+    size_t kl = key_of(k, tag, i), len = 0;
+    uint32_t ver = 0;
+    int rc = mapkv_get(s->db, k, kl, buf, sizeof buf, &len), e;
+    if (rc != 0 && rc != MAPKV_NOTFOUND)
+      atomic_fetch_add(&s->errors, 1);
+    if (rc == 0 && check_val(buf, len, i, &ver) != 0)
+      atomic_fetch_add(&s->errors, 1);
+    e = mapkv_exists(s->db, k, kl);
+    if (e != 0 && e != 1)
+      atomic_fetch_add(&s->errors, 1);
+    atomic_fetch_add(&s->reads, 1);
+    if (atomic_load(&s->reads) % 64 == 0)
+      sched_yield();
+  } while (!atomic_load(&s->stop));
+  return NULL;
+}
+
+static void test_durable_writers_compactor(void **state) {
+  durable_shared s;
+  durable_arg a[DWRITERS];
+  pthread_t w[DWRITERS], comp, rd;
+  mapkv_stats st;
+  (void)state;
+
+  memset(&s, 0, sizeof s);
+  s.db = open_store(MAPKV_SYNC_COMMIT);
+  assert_int_equal(pthread_create(&rd, NULL, durable_reader, &s), 0);
+  assert_int_equal(pthread_create(&comp, NULL, durable_compactor, &s), 0);
+  for (unsigned t = 0; t < DWRITERS; t++) {
+    a[t].s = &s;
+    a[t].tag = t + 1;
+    a[t].failures = 0;
+    assert_int_equal(pthread_create(&w[t], NULL, durable_writer, &a[t]), 0);
+  }
+  for (unsigned t = 0; t < DWRITERS; t++)
+    assert_int_equal(pthread_join(w[t], NULL), 0);
+  assert_int_equal(pthread_join(comp, NULL), 0);
+  atomic_store(&s.stop, 1);
+  assert_int_equal(pthread_join(rd, NULL), 0);
+  for (unsigned t = 0; t < DWRITERS; t++)
+    assert_int_equal(a[t].failures, 0);
+  assert_int_equal(atomic_load(&s.errors), 0);
+  assert_true(atomic_load(&s.reads) > 0);
+
+  for (int pass = 0; pass < 2; pass++) {
+    /* Each writer's keys hold its last version; a shared key one of the
+     * writers' values. */
+    for (unsigned tag = 1; tag <= DWRITERS; tag++)
+      for (unsigned i = 0; i < DKEYS; i++) {
+        char k[32];
+        uint8_t buf[VMAX];
+        size_t kl = key_of(k, tag, i), len = 0;
+        uint32_t ver = 0;
+        assert_rc(mapkv_get(s.db, k, kl, buf, sizeof buf, &len), 0);
+        assert_int_equal(check_val(buf, len, i, &ver), 0);
+        assert_int_equal(ver, i + DKEYS * ((DOPS - 1 - i) / DKEYS) + 1);
+      }
+    for (unsigned i = 0; i < 8; i++) {
+      char k[32];
+      uint8_t buf[VMAX];
+      size_t kl = key_of(k, DWRITERS + 1, i), len = 0;
+      uint32_t ver = 0;
+      assert_rc(mapkv_get(s.db, k, kl, buf, sizeof buf, &len), 0);
+      assert_int_equal(check_val(buf, len, i, &ver), 0);
+      assert_true(ver >= 1 && ver <= DWRITERS);
+    }
+    assert_rc(mapkv_stat(s.db, &st), 0);
+    assert_int_equal(st.records, DWRITERS * DKEYS + 8);
+    assert_int_equal(st.generation, DCOMPACTIONS);
+    assert_rc(mapkv_verify(s.db, NULL, NULL, NULL), 0);
+    assert_rc(mapkv_close(s.db), 0);
+    s.db = open_store(MAPKV_SYNC_COMMIT);
+  }
+  assert_rc(mapkv_close(s.db), 0);
+}
+
 /* ---- batches become visible at once -------------------------------------- */
 
 #define GROUP   10
@@ -1033,6 +1184,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_readers_writer_compactor, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_two_writers, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_durable_writers_compactor, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_batch_visibility_under_readers,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_deletes_under_readers, setup,
