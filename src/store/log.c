@@ -374,7 +374,8 @@ fail:
 }
 
 int mapkv__log_create_beside(mapkv__log *lg, const mapkv__log *old,
-                             const char *tmp, uint64_t size) {
+                             const char *tmp, const mapkv__new_log *how) {
+  uint64_t size;
   int rc;
   memset(lg, 0, sizeof *lg);
   lg->fd = -1;
@@ -401,17 +402,18 @@ int mapkv__log_create_beside(mapkv__log *lg, const mapkv__log *old,
     rc = mapkv__fail_errno("flock");
     goto fail;
   }
-  /* The new file takes the store's mode and owner, or nothing is replaced. */
-  if ((rc = mapkv__os_copy_owner(old->fd, lg->fd)) != 0) {
+  /* The new file takes the store's mode (and owner), or nothing is made. */
+  if ((rc = mapkv__os_give_mode(lg->fd, how->like, how->keep_owner)) != 0) {
     rc = mapkv__fail(rc,
-                     "%s: the compacted file cannot keep the store's owner "
-                     "or mode (%s); the store is unchanged",
-                     old->path, strerror(-rc));
+                     "%s: the new file cannot take the store's %s (%s); the "
+                     "store is unchanged",
+                     old->path, how->keep_owner ? "owner or mode" : "mode",
+                     strerror(-rc));
     goto fail;
   }
   if ((rc = write_header_page(lg->fd, &lg->hdr, tmp)) != 0)
     goto fail;
-  size = mapkv__log_page_up(lg, size);
+  size = mapkv__log_page_up(lg, how->size);
   if (size < lg->page * 2)
     size = lg->page * 2;
   if (mapkv__os.reserve(lg->fd, 0, (off_t)size) != 0) {
@@ -419,7 +421,7 @@ int mapkv__log_create_beside(mapkv__log *lg, const mapkv__log *old,
     goto fail;
   }
   lg->cap = MAPKV__HDR_PAGE;
-  if ((rc = map_file(lg, old->reserve)) != 0)
+  if ((rc = map_file(lg, how->reserve > size ? how->reserve : size)) != 0)
     goto fail;
   if ((rc = mapkv__log_resize(lg, size)) != 0)
     goto fail;

@@ -15,6 +15,7 @@
 
 #include <stdint.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "format.h"
 #include "mapkv/mapkv.h"
@@ -41,6 +42,14 @@ typedef struct mapkv__log {
   uint64_t sealed, lost;
 } mapkv__log;
 
+/* How a new log beside another one is made (mapkv__log_create_beside()). */
+typedef struct mapkv__new_log {
+  uint64_t size;           /* bytes reserved on disk and mapped */
+  uint64_t reserve;        /* the address space reserved for it */
+  const struct stat *like; /* the file whose mode the new one takes */
+  int keep_owner;          /* and whose owner (or -EPERM) */
+} mapkv__new_log;
+
 /* Opens (with MAPKV_CREATE in o->flags, creating) the log at path: the
  * path resolved (a symbolic link names its target), the file opened
  * without blocking (anything but a regular file is MAPKV_ENOTDB), for a
@@ -54,11 +63,12 @@ typedef struct mapkv__log {
 int mapkv__log_open(mapkv__log *lg, const char *path, const mapkv_options *o);
 
 /* Creates an empty log at tmp (which must not exist) for the store of
- * `old`: a new file id, the next generation, the same limits, mode and
- * owner (or -EPERM and nothing left behind), locked, with size bytes
- * reserved on disk and mapped in a reservation like old's. */
+ * `old`: a new file id, the next generation, the same limits; the mode
+ * (and with how->keep_owner the owner, or -EPERM and nothing left behind)
+ * of how->like; locked, with how->size bytes reserved on disk and mapped
+ * in a reservation of how->reserve. */
 int mapkv__log_create_beside(mapkv__log *lg, const mapkv__log *old,
-                             const char *tmp, uint64_t size);
+                             const char *tmp, const mapkv__new_log *how);
 
 /* Unmaps and closes the log (nothing written) and frees its path. Safe on
  * a closed or zeroed log. */
