@@ -185,10 +185,15 @@ typedef struct mapkv_options {
    * lowers the limit for this handle only; a larger one gets the store's. */
   uint32_t max_key_size;
   uint32_t max_value_size;
-  /** Address space reserved for the mapping so that it never moves (default
-   * 64 GiB, at least twice the file size at open, at most MAPKV_FILE_MAX).
-   * Growth past the reservation fails with MAPKV_EFULL; reopen with a
-   * larger reserve. */
+  /** Address space a writer reserves for the mapping so that it never
+   * moves (at least twice the file size at open, at most MAPKV_FILE_MAX).
+   * 0 (what mapkv_options_init() sets): 64 GiB, or where the process may
+   * not have that much (ulimit -v, RLIMIT_AS) the largest of 32 GiB,
+   * 16 GiB, ... it can have, down to twice the file and room for its
+   * first growth (mapkv_stats.reserved_size says what was had). A value
+   * set here is reserved as it is, or the open fails (-ENOMEM). Growth
+   * past the reservation fails with MAPKV_EFULL; reopen with a larger
+   * reserve. Read-only opens map the file as it is and reserve nothing. */
   uint64_t reserve;
   /** Testing: called after each durable flush of the data file. */
   mapkv_flush_hook_fn flush_hook;
@@ -426,7 +431,8 @@ typedef struct mapkv_stats {
   uint64_t data_end;      /**< file offset where the next record goes */
   uint64_t file_size;     /**< bytes of the file (including free space) */
   uint64_t mapped_size;   /**< bytes mapped */
-  uint64_t reserved_size; /**< address space reserved for the mapping */
+  uint64_t reserved_size; /**< address space reserved for the mapping (the
+                               file size for a read-only handle) */
   uint64_t index_slots;   /**< slots of the hash index */
   uint64_t index_bytes;   /**< memory of the hash index */
   uint64_t last_seq;      /**< sequence number of the newest record */
@@ -448,6 +454,11 @@ typedef struct mapkv_stats {
                                       header records (salvage opens only) */
   uint32_t max_key_size;         /**< the store's key limit */
   uint32_t max_value_size;       /**< the store's value limit */
+  uint64_t reserve_requested;    /**< the reservation the open asked for
+                                      (the default, or the `reserve`
+                                      option, at least twice the file);
+                                      reserved_size is less when the
+                                      address space allowed only less */
 } mapkv_stats;
 
 /** Fills the first `size` bytes of *st (a mapkv_stats of the size the

@@ -144,10 +144,14 @@ int mapkv_compact(mapkv_t *db) {
     goto out;
   }
   /* The new file takes the store's mode and owner, and a reservation like
-   * the store's. Writers are excluded by wlock, so the map is stable;
-   * readers may run alongside. */
+   * the store's (or, when the address space allows only less for the two
+   * of them, room for the live records to grow). Writers are excluded by
+   * wlock, so the map is stable; readers may run alongside. */
   how.size = MAPKV__HDR_PAGE + db->map.live_bytes;
   how.reserve = db->log.reserve;
+  how.floor = db->opts.reserve != 0
+                  ? db->log.reserve
+                  : mapkv__log_reserve_floor(how.size, &db->opts);
   how.like = &st;
   how.keep_owner = 1;
   rc = mapkv__compact_write(&db->log, &db->map, tmp, &how,

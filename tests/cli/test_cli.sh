@@ -5,8 +5,9 @@
 # (text and JSON), writers that wait for the lock (--wait), two shells
 # racing puts, dump/load round trips in both formats,
 # the checked-in mdb_dump outputs (tests/data/lmdb*.dump), malformed dumps,
-# verify/recover on a store damaged on purpose, compact, a closed pipe, and
-# (when lmdb-utils is installed) live round trips through mdb_load/mdb_dump.
+# verify/recover on a store damaged on purpose, compact, an address-space
+# limit (ulimit -v), a closed pipe, and (when lmdb-utils is installed) live
+# round trips through mdb_load/mdb_dump.
 #
 # Usage: sh test_cli.sh MAPKV_BINARY SCRATCH_DIR DATA_DIR
 # Exit status 0 if every check passed.
@@ -511,6 +512,43 @@ run 0 stat "$CDB" && out_has '^records: *2$' && out_has '^dead bytes: *0$'
 run 0 get "$CDB" other && out_is 'x'
 run 0 verify "$CDB"
 run 3 compact "$T/missing.db"
+
+# ---- an address-space limit (ulimit -v) -----------------------------------------
+# The default reservation (64 GiB) is more than the limit allows: a smaller
+# one is taken. Under a limit that leaves no room for any, the create fails
+# and leaves no file. (A sanitizer's build cannot start under a limit; a
+# shell without ulimit -v skips this.)
+# shellcheck disable=SC3045
+if (ulimit -v 2000000 && "$MAPKV" --version) >/dev/null 2>&1; then
+  (ulimit -v 2000000 && "$MAPKV" put "$T/ulimit.db" k v) >"$T/out" 2>"$T/err"
+  check "a put into a new store under ulimit -v 2000000 works ($(cat "$T/err"))" test $? = 0
+  (ulimit -v 2000000 && "$MAPKV" put "$T/ulimit.db" k2 v2) >"$T/out" 2>"$T/err"
+  check "a put into the store under ulimit -v 2000000 works ($(cat "$T/err"))" test $? = 0
+  run 0 get "$T/ulimit.db" k2 && out_is 'v2'
+  lim=8192 found=0 started=0
+  while [ $lim -ge 1024 ] && [ $found = 0 ]; do
+    if (ulimit -v $lim && "$MAPKV" --version) >/dev/null 2>&1; then
+      started=1
+      (ulimit -v $lim && "$MAPKV" put "$T/nomap.db" k v) >"$T/out" 2>"$T/err"
+      got=$?
+      if [ $got != 0 ]; then
+        found=1
+        check "a create that cannot map the store exits 3 (got $got)" test $got = 3
+        err_has 'address space'
+        check "a create that failed leaves no file" test -z "$(ls "$T"/nomap.db* 2>/dev/null)"
+      fi
+      rm -f "$T/nomap.db"
+    fi
+    lim=$((lim - 256))
+  done
+  if [ $started = 1 ]; then
+    check "a limit under which mapkv starts but no store can be mapped" test $found = 1
+  else
+    echo "skip: a create under a few MiB of address space (mapkv does not start under 8 MiB: valgrind?)"
+  fi
+else
+  echo "skip: ulimit -v (mapkv does not start under an address-space limit: a sanitizer build?)"
+fi
 
 # ---- writers that wait (--wait) ---------------------------------------------------
 # A load reading from a FIFO holds WDB open for writing until its input
