@@ -359,7 +359,7 @@ static int under_valgrind(void) {
 /* In a child under RLIMIT_AS of 2 GiB: the default store works, with a
  * smaller reservation; a reservation set beyond the limit fails and
  * leaves nothing. Returns a step number on failure. */
-static int limited_child(const char *p, const char *q) {
+static int limited_child(const char *p, const char *q, const char *c) {
   struct rlimit rl = {2 * GiB, 2 * GiB};
   mapkv_stats st;
   mapkv_t *db;
@@ -378,7 +378,7 @@ static int limited_child(const char *p, const char *q) {
     if (mapkv_put(db, k, strlen(k), v, sizeof v) != 0)
       return 4;
   }
-  if (mapkv_compact(db) != 0)
+  if (mapkv_compact(db) != 0 || mapkv_copy(db, c, 0) != 0)
     return 5;
   if (mapkv_close(db) != 0)
     return 6;
@@ -395,6 +395,8 @@ static int limited_child(const char *p, const char *q) {
 
 static void test_under_an_address_space_limit(void **state) {
   const char *p = fx_path("res-rlimit"), *q = fx_path("res-rlimitq");
+  const char *c = fx_path("res-rlimitc");
+  mapkv_t *db;
   int status;
   pid_t pid;
   (void)state;
@@ -404,7 +406,7 @@ static void test_under_an_address_space_limit(void **state) {
   pid = fork();
   assert_true(pid >= 0);
   if (pid == 0)
-    _exit(limited_child(p, q));
+    _exit(limited_child(p, q, c));
   assert_int_equal(waitpid(pid, &status, 0), pid);
   assert_true(WIFEXITED(status));
   if (WEXITSTATUS(status) != 0)
@@ -412,6 +414,8 @@ static void test_under_an_address_space_limit(void **state) {
              WEXITSTATUS(status));
   assert_false(exists(q));
   assert_int_equal(entries(q), 0);
+  assert_rc(open_with(c, MAPKV_RDONLY, 0, &db), 0);
+  assert_rc(mapkv_close(db), 0);
 }
 
 int main(void) {

@@ -6,7 +6,7 @@
  * copied in file order into DB.compact, a new log (log.c: a new file id,
  * the next generation, the store's mode, owner and limits), each as its
  * own batch with fresh sequence numbers and prev 0, with a new key map
- * beside it (mapkv__compact_write(), compact.h). The
+ * beside it (mapkv__compact_write(), which a compacting copy shares). The
  * new file is flushed whole, sealed to its end, renamed over DB, and the
  * directory is synced; only then does the handle switch to it (under the
  * reader/writer lock). Until the rename, DB is untouched; after it, DB is

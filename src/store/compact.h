@@ -1,7 +1,8 @@
 /*
  * compact.h — writing a compacted log: the live records of a key map
- * copied, in file order, into a new log beside the store, which
- * compaction (compact.c) renames over the store.
+ * copied, in file order, into a new log beside the store. Compaction
+ * (compact.c) renames it over the store; a compacting copy (copy.c)
+ * renames it to where the copy goes.
  */
 #ifndef MAPKV_COMPACT_H
 #define MAPKV_COMPACT_H

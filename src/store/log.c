@@ -474,6 +474,11 @@ int mapkv__log_create_beside(mapkv__log *lg, const mapkv__log *old,
   lg->hdr.flags = 0;
   lg->hdr.data_end = lg->hdr.sealed_end = MAPKV__HDR_PAGE;
   lg->hdr.last_seq = lg->hdr.live_records = lg->hdr.live_bytes = 0;
+  /* A store of format version 1 records no limits: it had the defaults. */
+  if (lg->hdr.max_key == 0)
+    lg->hdr.max_key = MAPKV_DEFAULT_KEY_MAX;
+  if (lg->hdr.max_value == 0)
+    lg->hdr.max_value = MAPKV_DEFAULT_VALUE_MAX;
   lg->rec_head = MAPKV__REC_HEAD;
   if ((rc = new_file_id(&lg->hdr.file_id, old->hdr.file_id)) != 0)
     return rc;
@@ -519,6 +524,97 @@ int mapkv__log_create_beside(mapkv__log *lg, const mapkv__log *old,
 fail:
   mapkv__os.unlink(tmp);
   mapkv__log_close(lg);
+  return rc;
+}
+
+int mapkv__log_view(mapkv__log *v, const mapkv__log *lg) {
+  void *base;
+  int rc;
+  memset(v, 0, sizeof *v);
+  v->fd = -1;
+  v->readonly = 1;
+  v->page = lg->page;
+  v->hdr = lg->hdr;
+  v->rec_head = lg->rec_head;
+  v->cap = v->end = v->flushed = v->sealed = lg->end;
+  v->hdr.sealed_end = lg->end;
+  v->seq = lg->seq;
+  v->reserve = v->wanted = mapkv__log_page_up(lg, lg->end);
+  if ((v->path = strdup(lg->path)) == NULL)
+    return mapkv__fail(MAPKV_ENOMEM, "out of memory");
+  /* A mapping of its own: it keeps the file (not the path) whatever lg's
+   * handle does with it next. */
+  rc = mmf_open(&v->map, lg->fd, (int64_t)lg->end, MMF_MAP_SHARED,
+                MMF_PROT_READ | MMF_PROT_WRITE, MMF_ACCESS_READ, 0, 0);
+  if (rc != 0) {
+    rc = mapkv__fail_mmf(rc, "mapping the store to copy it");
+    mapkv__log_close(v);
+    return rc;
+  }
+  mmf_data(v->map, &base, NULL);
+  v->base = base;
+  return 0;
+}
+
+/* Bytes written per call when copying a log. */
+#define COPY_CHUNK (8u << 20)
+
+int mapkv__log_write_copy(const mapkv__log *v, const char *tmp,
+                          const struct stat *like, int keep_owner,
+                          uint64_t live_records, uint64_t live_bytes) {
+  static const uint8_t zeros[512];
+  mapkv__header h = v->hdr;
+  uint64_t size = mapkv__log_page_up(v, v->end), off;
+  int fd, rc;
+
+  assert(v->hdr.version == MAPKV_FORMAT_VERSION);
+  fd = mapkv__os.open(tmp, O_RDWR | O_CREAT | O_EXCL, 0600);
+  if (fd < 0)
+    return mapkv__fail_errno(tmp);
+  if ((rc = mapkv__os_give_mode(fd, like, keep_owner)) != 0) {
+    rc = mapkv__fail(rc, "%s: the copy cannot take the store's %s (%s)", tmp,
+                     keep_owner ? "owner or mode" : "mode", strerror(-rc));
+    goto fail;
+  }
+  /* Blocks first: a full disk is an error before anything is written. */
+  if (mapkv__os.reserve(fd, 0, (off_t)size) != 0) {
+    rc = mapkv__fail_errno("reserving space for the copy");
+    goto fail;
+  }
+  /* Closed cleanly at the end of the log, with exact figures: everything
+   * in it was checked, and the copy is made durable whole below. */
+  h.flags = MAPKV__HF_CLEAN;
+  h.data_end = h.sealed_end = v->end;
+  h.last_seq = v->seq;
+  h.live_records = live_records;
+  h.live_bytes = live_bytes;
+  if ((rc = write_header_page(fd, &h, tmp)) != 0)
+    goto fail;
+  for (off = MAPKV__HDR_PAGE; off < v->end; off += COPY_CHUNK) {
+    uint64_t n = v->end - off < COPY_CHUNK ? v->end - off : COPY_CHUNK;
+    if ((rc = mapkv__os_pwrite_all(fd, v->base + off, (size_t)n, (off_t)off)) !=
+        0) {
+      rc = mapkv__fail(rc, "writing %s: %s", tmp, strerror(-rc));
+      goto fail;
+    }
+  }
+  /* Free space, as every store ends with, up to a page boundary. */
+  for (off = v->end; off < size; off += sizeof zeros) {
+    uint64_t n = size - off < sizeof zeros ? size - off : sizeof zeros;
+    if ((rc = mapkv__os_pwrite_all(fd, zeros, (size_t)n, (off_t)off)) != 0) {
+      rc = mapkv__fail(rc, "writing %s: %s", tmp, strerror(-rc));
+      goto fail;
+    }
+  }
+  if (mapkv__os.fsync(fd) != 0) {
+    rc = mapkv__fail_errno("flushing the copy");
+    goto fail;
+  }
+  mapkv__os.close(fd);
+  return 0;
+fail:
+  mapkv__os.close(fd);
+  mapkv__os.unlink(tmp);
   return rc;
 }
 

@@ -94,6 +94,25 @@ void mapkv__log_unmake(mapkv__log *lg);
 int mapkv__log_create_beside(mapkv__log *lg, const mapkv__log *old,
                              const char *tmp, const mapkv__new_log *how);
 
+/* A read-only view of lg as it is now: its own mapping of the file's
+ * bytes [0, lg->end) (which never change: records are appended, and a
+ * compaction writes a new file), with lg's header, end and sequence
+ * number, and sealed to its end (everything in it was checked). It stays
+ * valid whatever happens to lg later, compaction and close included. The
+ * caller holds lg's writer lock (or lg is read-only). Close it with
+ * mapkv__log_close(). */
+int mapkv__log_view(mapkv__log *view, const mapkv__log *lg);
+
+/* Writes a copy of the log of view (mapkv__log_view()) to a new file at
+ * tmp (which must not exist): the header page (the same file id,
+ * generation and limits; clean, with the figures given, sealed to its
+ * end), then the bytes [4096, end) as they are, zero up to a page
+ * boundary; the mode (and with keep_owner the owner) of like; flushed to
+ * stable storage. On failure nothing is left at tmp. */
+int mapkv__log_write_copy(const mapkv__log *view, const char *tmp,
+                          const struct stat *like, int keep_owner,
+                          uint64_t live_records, uint64_t live_bytes);
+
 /* Unmaps and closes the log (nothing written) and frees its path. Safe on
  * a closed or zeroed log. */
 void mapkv__log_close(mapkv__log *lg);
