@@ -5,7 +5,7 @@
  *
  * Each command lives in the file named for its kind (mapkv_kv.c: put, get,
  * del, keys; mapkv_stat.c; mapkv_dump.c: dump, load; mapkv_repair.c:
- * verify, recover, compact) and parses its own options. Help goes to
+ * verify, recover, compact, copy) and parses its own options. Help goes to
  * stdout with exit status 0; a bad command line to stderr with status 2;
  * failures are "mapkv: ..." on stderr with status 3, and a key that is not
  * there (get, del) or damage that verify found with status 1.
@@ -17,9 +17,9 @@
 #include "mapkv_cli.h"
 
 static const cli_cmd *const commands[] = {
-    &cli_cmd_put,     &cli_cmd_get,     &cli_cmd_del,    &cli_cmd_keys,
-    &cli_cmd_stat,    &cli_cmd_dump,    &cli_cmd_load,   &cli_cmd_verify,
-    &cli_cmd_recover, &cli_cmd_compact, &cli_cmd_upgrade};
+    &cli_cmd_put,     &cli_cmd_get,     &cli_cmd_del,     &cli_cmd_keys,
+    &cli_cmd_stat,    &cli_cmd_dump,    &cli_cmd_load,    &cli_cmd_verify,
+    &cli_cmd_recover, &cli_cmd_compact, &cli_cmd_upgrade, &cli_cmd_copy};
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
 #define USAGE_LINE "usage: mapkv COMMAND [OPTIONS] ARGS...\n"

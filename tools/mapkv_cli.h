@@ -48,7 +48,7 @@ typedef struct cli_cmd {
 
 extern const cli_cmd cli_cmd_put, cli_cmd_get, cli_cmd_del, cli_cmd_keys,
     cli_cmd_stat, cli_cmd_dump, cli_cmd_load, cli_cmd_verify, cli_cmd_recover,
-    cli_cmd_compact, cli_cmd_upgrade;
+    cli_cmd_compact, cli_cmd_upgrade, cli_cmd_copy;
 
 /* ---- Command line -------------------------------------------------------- */
 

@@ -185,10 +185,15 @@ typedef struct mapkv_options {
    * lowers the limit for this handle only; a larger one gets the store's. */
   uint32_t max_key_size;
   uint32_t max_value_size;
-  /** Address space reserved for the mapping so that it never moves (default
-   * 64 GiB, at least twice the file size at open, at most MAPKV_FILE_MAX).
-   * Growth past the reservation fails with MAPKV_EFULL; reopen with a
-   * larger reserve. */
+  /** Address space a writer reserves for the mapping so that it never
+   * moves (at least twice the file size at open, at most MAPKV_FILE_MAX).
+   * 0 (what mapkv_options_init() sets): 64 GiB, or where the process may
+   * not have that much (ulimit -v, RLIMIT_AS) the largest of 32 GiB,
+   * 16 GiB, ... it can have, down to twice the file and room for its
+   * first growth (mapkv_stats.reserved_size says what was had). A value
+   * set here is reserved as it is, or the open fails (-ENOMEM). Growth
+   * past the reservation fails with MAPKV_EFULL; reopen with a larger
+   * reserve. Read-only opens map the file as it is and reserve nothing. */
   uint64_t reserve;
   /** Testing: called after each durable flush of the data file. */
   mapkv_flush_hook_fn flush_hook;
@@ -427,7 +432,8 @@ typedef struct mapkv_stats {
   uint64_t data_end;      /**< file offset where the next record goes */
   uint64_t file_size;     /**< bytes of the file (including free space) */
   uint64_t mapped_size;   /**< bytes mapped */
-  uint64_t reserved_size; /**< address space reserved for the mapping */
+  uint64_t reserved_size; /**< address space reserved for the mapping (the
+                               file size for a read-only handle) */
   uint64_t index_slots;   /**< slots of the hash index */
   uint64_t index_bytes;   /**< memory of the hash index */
   uint64_t last_seq;      /**< sequence number of the newest record */
@@ -449,6 +455,11 @@ typedef struct mapkv_stats {
                                       header records (salvage opens only) */
   uint32_t max_key_size;         /**< the store's key limit */
   uint32_t max_value_size;       /**< the store's value limit */
+  uint64_t reserve_requested;    /**< the reservation the open asked for
+                                      (the default, or the `reserve`
+                                      option, at least twice the file);
+                                      reserved_size is less when the
+                                      address space allowed only less */
 } mapkv_stats;
 
 /** Fills the first `size` bytes of *st (a mapkv_stats of the size the
@@ -462,6 +473,53 @@ MAPKV_API int mapkv_stat_size(mapkv_t *db, mapkv_stats *st, size_t size);
 static inline int mapkv_stat(mapkv_t *db, mapkv_stats *st) {
   return mapkv_stat_size(db, st, sizeof *st);
 }
+
+/** Flags of mapkv_copy(). */
+#define MAPKV_COPY_COMPACT 0x1u /**< copy only the live records */
+#define MAPKV_COPY_FORCE   0x2u /**< replace path if it exists */
+
+/**
+ * Hot copy: writes a consistent copy of the store to a new file at path
+ * while the handle's writers keep writing. The copy holds exactly the
+ * commits the handle had made when the call began (a read-only handle:
+ * the state it opened), whatever is committed, compacted or closed
+ * meanwhile. Writers wait only while that point is taken (the file is
+ * mapped once more), not while the copy is written; readers never wait.
+ * A read-only handle copies a store another process writes.
+ *
+ * Without MAPKV_COPY_COMPACT the copy is the log's bytes as they are: the
+ * same file id, generation, creation time and limits, dead records
+ * included, closed cleanly. With it, the live records only, as
+ * mapkv_compact() writes them: a new file id, the next generation, the
+ * same limits. A store of format version 1 is copied with
+ * MAPKV_COPY_COMPACT only (the copy is then of format 2).
+ *
+ * The copy is written under a temporary name in path's directory
+ * ("<path>.copying.<pid>.<16 hex digits>"), flushed to stable storage,
+ * verified (opened, every record's checksum checked, and its figures
+ * compared with the store's), linked to path (or with MAPKV_COPY_FORCE
+ * renamed over it), and the directory is synced: path is never a partial
+ * copy, and a failure leaves no temporary file. The copy takes the store
+ * file's mode; its owner is the caller, or for a caller running as root
+ * the store's owner and group. A symbolic link at path is not followed:
+ * with MAPKV_COPY_FORCE it is replaced.
+ *
+ * A store in which damage was found (at open, or a checksum failure
+ * since, or during the copy) is not copied: the copy would not be the
+ * store; mapkv_recover() salvages it.
+ *
+ * @param path   the new file (copied; must not exist without
+ *               MAPKV_COPY_FORCE, and must not be the store itself)
+ * @param flags  MAPKV_COPY_COMPACT, MAPKV_COPY_FORCE
+ * @return 0; MAPKV_EINVAL (NULL, unknown flags, path names the store's
+ *   own file), -EEXIST (path exists, without MAPKV_COPY_FORCE), MAPKV_ECORRUPT
+ *   (damage known, or found while copying or verifying), MAPKV_EVERSION
+ *   (format version 1 without MAPKV_COPY_COMPACT), MAPKV_ENOMEM, -ENOENT
+ *   (path's directory is missing), -EACCES, -ENOSPC, -EIO and other -errno.
+ *   On failure nothing was made and path is as it was, except when only
+ *   the final directory sync failed (path then holds the copy).
+ */
+MAPKV_API int mapkv_copy(mapkv_t *db, const char *path, unsigned flags);
 
 /** One damaged span found by mapkv_verify(). */
 typedef void (*mapkv_damage_fn)(void *ctx, uint64_t offset, uint64_t length,

@@ -25,6 +25,7 @@ int mapkv_stat_size(mapkv_t *db, mapkv_stats *out, size_t size) {
   st->file_size = db->log.cap;
   st->mapped_size = db->log.cap;
   st->reserved_size = db->log.reserve;
+  st->reserve_requested = db->log.wanted;
   st->index_slots = db->map.ix.mask + 1;
   st->index_bytes = mapkv__index_bytes(&db->map.ix);
   st->last_seq = db->log.seq;

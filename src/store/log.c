@@ -5,7 +5,16 @@
  *
  * Creation is atomic: a complete header page is written to a temporary
  * file of this process (os.h), synced, and linked into place, which fails
- * if another process created the store first (theirs is then used).
+ * if another process created the store first (theirs is then used). An
+ * open that created the file and then fails removes it again (holding its
+ * lock, and only if the path still names it): a failed create leaves
+ * nothing behind, and a file the open did not create is never removed.
+ *
+ * A writer's mapping lies in a reservation of address space, so that it
+ * never moves as the file grows. The default reservation (64 GiB) may be
+ * more than the process may have (ulimit -v, RLIMIT_AS): it is then
+ * halved until it can be had, down to twice the file and room for its
+ * first growth. A reservation the caller asked for is that or nothing.
  *
  * The writer's lock is an exclusive flock() on the file; after taking it,
  * the writer checks that the path still names the file it locked (a
@@ -33,7 +42,6 @@
 #include "os.h"
 #include "store_err.h"
 
-#define DEFAULT_RESERVE (64ull << 30)
 /* Growth adds 1/GROWTH_DIV of the file (at least growth_step): geometric,
  * so appends stay amortised O(1), while free space stays a small share. */
 #define GROWTH_DIV 16
@@ -72,13 +80,25 @@ static int write_header_page(int fd, const mapkv__header *h, const char *name) {
   return 0;
 }
 
-/* Creates the store file at path (see the top of this file). */
-static int create_file(const char *path, uint64_t page,
-                       const mapkv_options *o) {
-  mapkv__header h;
-  char *tmp;
-  int fd, rc;
+/* Removes the file at path if it is the file `st` describes. */
+static void unlink_if_same(const char *path, const struct stat *st) {
+  struct stat now;
+  if (mapkv__os.stat(path, &now) == 0 && now.st_dev == st->st_dev &&
+      now.st_ino == st->st_ino)
+    mapkv__os.unlink(path);
+}
 
+/* Creates the store file at path (see the top of this file). *made
+ * receives the identity of the file this call linked into place (st_ino
+ * 0 when another creator was first). */
+static int create_file(const char *path, uint64_t page, const mapkv_options *o,
+                       struct stat *made) {
+  mapkv__header h;
+  struct stat st;
+  char *tmp;
+  int fd, rc, linked = 0;
+
+  memset(made, 0, sizeof *made);
   memset(&h, 0, sizeof h);
   h.version = MAPKV_FORMAT_VERSION;
   h.page_size = (uint32_t)page;
@@ -103,12 +123,22 @@ static int create_file(const char *path, uint64_t page,
   rc = write_header_page(fd, &h, tmp);
   if (rc == 0 && mapkv__os.fsync(fd) != 0)
     rc = -errno;
-  mapkv__os.close(fd);
-  if (rc == 0 && mapkv__os.link(tmp, path) != 0 && errno != EEXIST)
+  if (rc == 0 && mapkv__os.fstat(fd, &st) != 0)
     rc = -errno;
+  mapkv__os.close(fd);
+  if (rc == 0) {
+    if (mapkv__os.link(tmp, path) == 0)
+      linked = 1;
+    else if (errno != EEXIST)
+      rc = -errno;
+  }
   mapkv__os.unlink(tmp);
   if (rc == 0)
     rc = mapkv__os_sync_dir(path);
+  if (rc != 0 && linked)
+    unlink_if_same(path, &st); /* no half-made store left behind */
+  else if (linked)
+    *made = st;
   if (rc != 0 && rc > -4096)
     rc = mapkv__fail(rc, "creating %s: %s", path, strerror(-rc));
   free(tmp);
@@ -199,14 +229,19 @@ int mapkv__lock_fd(int fd, const char *path, uint32_t timeout_ms) {
 }
 
 /* Opens path and, for a writer, takes the lock on the file the path names
- * once it is locked; creates the file if asked to and missing. */
+ * once it is locked; creates the file if asked to and missing (*created:
+ * the file locked is the one this call created). */
 static int open_locked(const char *path, int readonly, int create,
-                       uint64_t page, const mapkv_options *o, int *out) {
+                       uint64_t page, const mapkv_options *o, int *out,
+                       int *created) {
+  struct stat made;
+  memset(&made, 0, sizeof made);
+  *created = 0;
   for (int attempt = 0; attempt < 100; attempt++) {
     struct stat a, b;
     int fd = -1, rc = open_regular(path, readonly ? O_RDONLY : O_RDWR, &fd);
     if (rc == -ENOENT && create && !readonly) {
-      if ((rc = create_file(path, page, o)) != 0)
+      if ((rc = create_file(path, page, o, &made)) != 0)
         return rc;
       continue;
     }
@@ -225,6 +260,8 @@ static int open_locked(const char *path, int readonly, int create,
     if (mapkv__os.fstat(fd, &a) == 0 && mapkv__os.stat(path, &b) == 0 &&
         a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
       *out = fd;
+      *created = made.st_ino != 0 && a.st_dev == made.st_dev &&
+                 a.st_ino == made.st_ino;
       return 0;
     }
     mapkv__os.close(fd); /* replaced meanwhile: lock the new file */
@@ -271,17 +308,42 @@ static void advise_huge(mapkv__log *lg) {
 #endif
 }
 
-/* Maps fd (of cap bytes) in a reservation of `reserve` bytes. */
-static int map_file(mapkv__log *lg, uint64_t reserve) {
+/* Maps fd (of cap bytes) in a reservation of `want` bytes; when that much
+ * address space cannot be had (ENOMEM: an address-space limit), in one of
+ * half as much, and so on down to floor (floor >= want: want or nothing;
+ * asked: the caller's reserve option asked for it). */
+static int map_file(mapkv__log *lg, uint64_t want, uint64_t floor, int asked) {
+  uint64_t r;
   void *base;
   int rc;
-  lg->reserve = mapkv__log_page_up(lg, reserve);
-  rc = mmf_open_reserved(&lg->map, lg->fd, 0, MMF_MAP_SHARED,
-                         MMF_PROT_READ | MMF_PROT_WRITE,
-                         lg->readonly ? MMF_ACCESS_READ : MMF_ACCESS_WRITE, 0,
-                         1, (int64_t)lg->reserve);
+  lg->wanted = r = mapkv__log_page_up(lg, want);
+  floor = mapkv__log_page_up(lg, floor);
+  if (floor > r)
+    floor = r;
+  for (;;) {
+    rc = mmf_open_reserved(
+        &lg->map, lg->fd, 0, MMF_MAP_SHARED, MMF_PROT_READ | MMF_PROT_WRITE,
+        lg->readonly ? MMF_ACCESS_READ : MMF_ACCESS_WRITE, 0, 1, (int64_t)r);
+    if (rc != -ENOMEM || r <= floor)
+      break;
+    r = mapkv__log_page_up(lg, r / 2 > floor ? r / 2 : floor);
+  }
+  if (rc == -ENOMEM && floor < lg->wanted)
+    return mapkv__fail(rc,
+                       "mapping the store: no reservation of address space "
+                       "from %llu bytes down to %llu could be had (%s: an "
+                       "address-space limit, ulimit -v?)",
+                       (unsigned long long)lg->wanted,
+                       (unsigned long long)floor, mmf_errmsg());
+  if (rc == -ENOMEM && asked)
+    return mapkv__fail(rc,
+                       "mapping the store: a reservation of %llu bytes of "
+                       "address space (the reserve option, at least twice "
+                       "the file) cannot be had (%s)",
+                       (unsigned long long)lg->wanted, mmf_errmsg());
   if (rc != 0)
     return mapkv__fail_mmf(rc, "mapping the store");
+  lg->reserve = r;
   mmf_data(lg->map, &base, NULL);
   lg->base = base;
   advise_huge(lg);
@@ -307,11 +369,20 @@ static void pick_header(const mapkv__log *lg, const mapkv__header *b,
     *h = *b;
 }
 
+uint64_t mapkv__log_reserve_floor(uint64_t size, const mapkv_options *o) {
+  uint64_t f = 2 * size;
+  if (f < size + o->growth_step)
+    f = size + o->growth_step;
+  if (f < o->initial_size)
+    f = o->initial_size;
+  return f < MAPKV_FILE_MAX ? f : MAPKV_FILE_MAX;
+}
+
 int mapkv__log_open(mapkv__log *lg, const char *path, const mapkv_options *o) {
   mapkv__header other;
   struct stat st;
-  uint64_t reserve;
-  int rc, has_other;
+  uint64_t want, floor;
+  int rc, has_other, created = 0;
 
   memset(lg, 0, sizeof *lg);
   lg->fd = -1;
@@ -325,8 +396,9 @@ int mapkv__log_open(mapkv__log *lg, const char *path, const mapkv_options *o) {
     return mapkv__fail(rc, "%s: %s", path, strerror(-rc));
   }
   if ((rc = open_locked(lg->path, lg->readonly, (o->flags & MAPKV_CREATE) != 0,
-                        lg->page, o, &lg->fd)) != 0)
+                        lg->page, o, &lg->fd, &created)) != 0)
     goto fail;
+  lg->created = created;
   if (mapkv__os.fstat(lg->fd, &st) != 0) {
     rc = mapkv__fail_errno("fstat");
     goto fail;
@@ -340,14 +412,20 @@ int mapkv__log_open(mapkv__log *lg, const char *path, const mapkv_options *o) {
     goto fail;
   }
   lg->cap = (uint64_t)st.st_size;
-  /* A writer reserves room to grow in place; a reader never grows. */
-  reserve =
-      lg->readonly ? lg->cap : (o->reserve ? o->reserve : DEFAULT_RESERVE);
-  if (!lg->readonly && reserve < 2 * lg->cap)
-    reserve = 2 * lg->cap;
-  if (reserve > MAPKV_FILE_MAX)
-    reserve = MAPKV_FILE_MAX;
-  if ((rc = map_file(lg, reserve)) != 0)
+  /* A writer reserves room to grow in place (the default reservation, or
+   * less when the address space allows only less; the caller's, or
+   * nothing); a reader never grows. */
+  if (lg->readonly) {
+    want = floor = lg->cap;
+  } else {
+    want = o->reserve ? o->reserve : MAPKV__DEFAULT_RESERVE;
+    if (want < 2 * lg->cap)
+      want = 2 * lg->cap;
+    if (want > MAPKV_FILE_MAX)
+      want = MAPKV_FILE_MAX;
+    floor = o->reserve ? want : mapkv__log_reserve_floor(lg->cap, o);
+  }
+  if ((rc = map_file(lg, want, floor, !lg->readonly && o->reserve != 0)) != 0)
     goto fail;
   if ((rc = mapkv__header_decode(lg->base, lg->cap, &lg->hdr, &other,
                                  &has_other)) != 0)
@@ -369,12 +447,23 @@ int mapkv__log_open(mapkv__log *lg, const char *path, const mapkv_options *o) {
   lg->sealed = lg->hdr.sealed_end;
   return 0;
 fail:
+  mapkv__log_unmake(lg);
   mapkv__log_close(lg);
   return rc;
 }
 
+void mapkv__log_unmake(mapkv__log *lg) {
+  struct stat st;
+  if (!lg->created || lg->fd < 0 || lg->path == NULL)
+    return;
+  lg->created = 0;
+  if (mapkv__os.fstat(lg->fd, &st) == 0)
+    unlink_if_same(lg->path, &st);
+}
+
 int mapkv__log_create_beside(mapkv__log *lg, const mapkv__log *old,
-                             const char *tmp, uint64_t size) {
+                             const char *tmp, const mapkv__new_log *how) {
+  uint64_t size;
   int rc;
   memset(lg, 0, sizeof *lg);
   lg->fd = -1;
@@ -385,6 +474,11 @@ int mapkv__log_create_beside(mapkv__log *lg, const mapkv__log *old,
   lg->hdr.flags = 0;
   lg->hdr.data_end = lg->hdr.sealed_end = MAPKV__HDR_PAGE;
   lg->hdr.last_seq = lg->hdr.live_records = lg->hdr.live_bytes = 0;
+  /* A store of format version 1 records no limits: it had the defaults. */
+  if (lg->hdr.max_key == 0)
+    lg->hdr.max_key = MAPKV_DEFAULT_KEY_MAX;
+  if (lg->hdr.max_value == 0)
+    lg->hdr.max_value = MAPKV_DEFAULT_VALUE_MAX;
   lg->rec_head = MAPKV__REC_HEAD;
   if ((rc = new_file_id(&lg->hdr.file_id, old->hdr.file_id)) != 0)
     return rc;
@@ -401,17 +495,18 @@ int mapkv__log_create_beside(mapkv__log *lg, const mapkv__log *old,
     rc = mapkv__fail_errno("flock");
     goto fail;
   }
-  /* The new file takes the store's mode and owner, or nothing is replaced. */
-  if ((rc = mapkv__os_copy_owner(old->fd, lg->fd)) != 0) {
+  /* The new file takes the store's mode (and owner), or nothing is made. */
+  if ((rc = mapkv__os_give_mode(lg->fd, how->like, how->keep_owner)) != 0) {
     rc = mapkv__fail(rc,
-                     "%s: the compacted file cannot keep the store's owner "
-                     "or mode (%s); the store is unchanged",
-                     old->path, strerror(-rc));
+                     "%s: the new file cannot take the store's %s (%s); the "
+                     "store is unchanged",
+                     old->path, how->keep_owner ? "owner or mode" : "mode",
+                     strerror(-rc));
     goto fail;
   }
   if ((rc = write_header_page(lg->fd, &lg->hdr, tmp)) != 0)
     goto fail;
-  size = mapkv__log_page_up(lg, size);
+  size = mapkv__log_page_up(lg, how->size);
   if (size < lg->page * 2)
     size = lg->page * 2;
   if (mapkv__os.reserve(lg->fd, 0, (off_t)size) != 0) {
@@ -419,7 +514,8 @@ int mapkv__log_create_beside(mapkv__log *lg, const mapkv__log *old,
     goto fail;
   }
   lg->cap = MAPKV__HDR_PAGE;
-  if ((rc = map_file(lg, old->reserve)) != 0)
+  if ((rc = map_file(lg, how->reserve > size ? how->reserve : size,
+                     how->floor > size ? how->floor : size, 0)) != 0)
     goto fail;
   if ((rc = mapkv__log_resize(lg, size)) != 0)
     goto fail;
@@ -428,6 +524,97 @@ int mapkv__log_create_beside(mapkv__log *lg, const mapkv__log *old,
 fail:
   mapkv__os.unlink(tmp);
   mapkv__log_close(lg);
+  return rc;
+}
+
+int mapkv__log_view(mapkv__log *v, const mapkv__log *lg) {
+  void *base;
+  int rc;
+  memset(v, 0, sizeof *v);
+  v->fd = -1;
+  v->readonly = 1;
+  v->page = lg->page;
+  v->hdr = lg->hdr;
+  v->rec_head = lg->rec_head;
+  v->cap = v->end = v->flushed = v->sealed = lg->end;
+  v->hdr.sealed_end = lg->end;
+  v->seq = lg->seq;
+  v->reserve = v->wanted = mapkv__log_page_up(lg, lg->end);
+  if ((v->path = strdup(lg->path)) == NULL)
+    return mapkv__fail(MAPKV_ENOMEM, "out of memory");
+  /* A mapping of its own: it keeps the file (not the path) whatever lg's
+   * handle does with it next. */
+  rc = mmf_open(&v->map, lg->fd, (int64_t)lg->end, MMF_MAP_SHARED,
+                MMF_PROT_READ | MMF_PROT_WRITE, MMF_ACCESS_READ, 0, 0);
+  if (rc != 0) {
+    rc = mapkv__fail_mmf(rc, "mapping the store to copy it");
+    mapkv__log_close(v);
+    return rc;
+  }
+  mmf_data(v->map, &base, NULL);
+  v->base = base;
+  return 0;
+}
+
+/* Bytes written per call when copying a log. */
+#define COPY_CHUNK (8u << 20)
+
+int mapkv__log_write_copy(const mapkv__log *v, const char *tmp,
+                          const struct stat *like, int keep_owner,
+                          uint64_t live_records, uint64_t live_bytes) {
+  static const uint8_t zeros[512];
+  mapkv__header h = v->hdr;
+  uint64_t size = mapkv__log_page_up(v, v->end), off;
+  int fd, rc;
+
+  assert(v->hdr.version == MAPKV_FORMAT_VERSION);
+  fd = mapkv__os.open(tmp, O_RDWR | O_CREAT | O_EXCL, 0600);
+  if (fd < 0)
+    return mapkv__fail_errno(tmp);
+  if ((rc = mapkv__os_give_mode(fd, like, keep_owner)) != 0) {
+    rc = mapkv__fail(rc, "%s: the copy cannot take the store's %s (%s)", tmp,
+                     keep_owner ? "owner or mode" : "mode", strerror(-rc));
+    goto fail;
+  }
+  /* Blocks first: a full disk is an error before anything is written. */
+  if (mapkv__os.reserve(fd, 0, (off_t)size) != 0) {
+    rc = mapkv__fail_errno("reserving space for the copy");
+    goto fail;
+  }
+  /* Closed cleanly at the end of the log, with exact figures: everything
+   * in it was checked, and the copy is made durable whole below. */
+  h.flags = MAPKV__HF_CLEAN;
+  h.data_end = h.sealed_end = v->end;
+  h.last_seq = v->seq;
+  h.live_records = live_records;
+  h.live_bytes = live_bytes;
+  if ((rc = write_header_page(fd, &h, tmp)) != 0)
+    goto fail;
+  for (off = MAPKV__HDR_PAGE; off < v->end; off += COPY_CHUNK) {
+    uint64_t n = v->end - off < COPY_CHUNK ? v->end - off : COPY_CHUNK;
+    if ((rc = mapkv__os_pwrite_all(fd, v->base + off, (size_t)n, (off_t)off)) !=
+        0) {
+      rc = mapkv__fail(rc, "writing %s: %s", tmp, strerror(-rc));
+      goto fail;
+    }
+  }
+  /* Free space, as every store ends with, up to a page boundary. */
+  for (off = v->end; off < size; off += sizeof zeros) {
+    uint64_t n = size - off < sizeof zeros ? size - off : sizeof zeros;
+    if ((rc = mapkv__os_pwrite_all(fd, zeros, (size_t)n, (off_t)off)) != 0) {
+      rc = mapkv__fail(rc, "writing %s: %s", tmp, strerror(-rc));
+      goto fail;
+    }
+  }
+  if (mapkv__os.fsync(fd) != 0) {
+    rc = mapkv__fail_errno("flushing the copy");
+    goto fail;
+  }
+  mapkv__os.close(fd);
+  return 0;
+fail:
+  mapkv__os.close(fd);
+  mapkv__os.unlink(tmp);
   return rc;
 }
 
@@ -456,6 +643,15 @@ int mapkv__log_reserve_room(const mapkv__log *lg, uint64_t need,
     return mapkv__fail(MAPKV_EFULL, "store would exceed %llu bytes",
                        (unsigned long long)MAPKV_FILE_MAX);
   least = mapkv__log_page_up(lg, want);
+  if (least > lg->reserve && lg->reserve < lg->wanted)
+    return mapkv__fail(MAPKV_EFULL,
+                       "store needs %llu bytes, beyond its %llu-byte "
+                       "address reservation (%llu bytes were asked for, but "
+                       "the address space allowed no more: raise its limit, "
+                       "ulimit -v, and reopen)",
+                       (unsigned long long)least,
+                       (unsigned long long)lg->reserve,
+                       (unsigned long long)lg->wanted);
   if (least > lg->reserve)
     return mapkv__fail(MAPKV_EFULL,
                        "store needs %llu bytes, beyond its %llu-byte "

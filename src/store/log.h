@@ -15,6 +15,7 @@
 
 #include <stdint.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "format.h"
 #include "mapkv/mapkv.h"
@@ -28,6 +29,8 @@ typedef struct mapkv__log {
   uint8_t *base;     /* file offset 0 */
   uint64_t cap;      /* bytes mapped, the size of the file */
   uint64_t reserve;  /* address space reserved at base */
+  uint64_t wanted;   /* the reservation asked for (reserve is less when the
+                        address space allowed only less) */
   uint64_t page;     /* the machine's page size */
   uint64_t end;      /* the next record goes here */
   uint64_t flushed;  /* [0, flushed) is durable */
@@ -39,26 +42,76 @@ typedef struct mapkv__log {
    * crash may have caused (a write that never reached the disk), which
    * stays unsealed so that every later open sees it as the first did. */
   uint64_t sealed, lost;
+  /* This open created the file (and holds its lock): a failure before the
+   * open completes removes it again (mapkv__log_unmake()). */
+  int created;
 } mapkv__log;
+
+/* The default reservation (mapkv_options.reserve 0): 64 GiB, or less when
+ * the address space allows only less (see mapkv__log_open()). */
+#define MAPKV__DEFAULT_RESERVE (64ull << 30)
+
+/* How a new log beside another one is made (mapkv__log_create_beside()). */
+typedef struct mapkv__new_log {
+  uint64_t size;           /* bytes reserved on disk and mapped */
+  uint64_t reserve;        /* the reservation asked for, and the least */
+  uint64_t floor;          /* taken when that much address space cannot be
+                              had (floor == reserve: that or nothing) */
+  const struct stat *like; /* the file whose mode the new one takes */
+  int keep_owner;          /* and whose owner (or -EPERM) */
+} mapkv__new_log;
 
 /* Opens (with MAPKV_CREATE in o->flags, creating) the log at path: the
  * path resolved (a symbolic link names its target), the file opened
  * without blocking (anything but a regular file is MAPKV_ENOTDB), for a
  * writer locked (waiting up to o->lock_timeout_ms) on the file the path
- * names once locked, mapped in a reservation of o->reserve (at least twice
- * the file for a writer), and its header decoded (when both copies are
+ * names once locked, mapped, and its header decoded (when both copies are
  * intact and differ, the one whose file id verifies the first record). A
- * store of an older format version opens read-only only. Sets end,
- * flushed and seq to the header page; recovery sets them. 0 or an error,
- * with *lg closed. */
+ * reader maps the file; a writer reserves o->reserve bytes of address
+ * space (at least twice the file) and fails if it cannot have them, or
+ * with reserve 0 MAPKV__DEFAULT_RESERVE, halved as often as the address
+ * space requires, down to mapkv__log_reserve_floor(). A store of an older
+ * format version opens read-only only. Sets end, flushed and seq to the
+ * header page; recovery sets them. 0 or an error, with *lg closed and a
+ * file this open created removed. */
 int mapkv__log_open(mapkv__log *lg, const char *path, const mapkv_options *o);
 
+/* The least reservation a writer of a file of `size` bytes takes when the
+ * default one cannot be had: twice the file, and room for its first
+ * growth (o->initial_size, o->growth_step). */
+uint64_t mapkv__log_reserve_floor(uint64_t size, const mapkv_options *o);
+
+/* Removes the file of a log this open created (lg->created), if its path
+ * still names it: a create that fails leaves nothing behind. A file the
+ * open did not create is never removed. */
+void mapkv__log_unmake(mapkv__log *lg);
+
 /* Creates an empty log at tmp (which must not exist) for the store of
- * `old`: a new file id, the next generation, the same limits, mode and
- * owner (or -EPERM and nothing left behind), locked, with size bytes
- * reserved on disk and mapped in a reservation like old's. */
+ * `old`: a new file id, the next generation, the same limits; the mode
+ * (and with how->keep_owner the owner, or -EPERM and nothing left behind)
+ * of how->like; locked, with how->size bytes reserved on disk and mapped
+ * in a reservation of how->reserve (or down to how->floor). */
 int mapkv__log_create_beside(mapkv__log *lg, const mapkv__log *old,
-                             const char *tmp, uint64_t size);
+                             const char *tmp, const mapkv__new_log *how);
+
+/* A read-only view of lg as it is now: its own mapping of the file's
+ * bytes [0, lg->end) (which never change: records are appended, and a
+ * compaction writes a new file), with lg's header, end and sequence
+ * number, and sealed to its end (everything in it was checked). It stays
+ * valid whatever happens to lg later, compaction and close included. The
+ * caller holds lg's writer lock (or lg is read-only). Close it with
+ * mapkv__log_close(). */
+int mapkv__log_view(mapkv__log *view, const mapkv__log *lg);
+
+/* Writes a copy of the log of view (mapkv__log_view()) to a new file at
+ * tmp (which must not exist): the header page (the same file id,
+ * generation and limits; clean, with the figures given, sealed to its
+ * end), then the bytes [4096, end) as they are, zero up to a page
+ * boundary; the mode (and with keep_owner the owner) of like; flushed to
+ * stable storage. On failure nothing is left at tmp. */
+int mapkv__log_write_copy(const mapkv__log *view, const char *tmp,
+                          const struct stat *like, int keep_owner,
+                          uint64_t live_records, uint64_t live_bytes);
 
 /* Unmaps and closes the log (nothing written) and frees its path. Safe on
  * a closed or zeroed log. */

@@ -5,7 +5,8 @@
  * An open: the options taken (options.c), the log opened and locked
  * (log.c), the key map rebuilt from it (recover.c); a writer then clears
  * the clean flag (the header written before any record) and removes what
- * dead processes and interrupted compactions left next to the store. A
+ * dead processes and interrupted compactions left next to the store. An
+ * open that created the file and fails removes it again (log.c). A
  * close of a writer flushes, writes the clean header with exact figures
  * and checks that the path still names the file.
  */
@@ -121,9 +122,11 @@ int mapkv_open(const char *path, const mapkv_options *opts, mapkv_t **out) {
   }
   if ((rc = handle_add(db)) != 0)
     goto fail;
+  db->log.created = 0; /* a store now: nothing removes it */
   *out = db;
   return 0;
 fail:
+  mapkv__log_unmake(&db->log); /* a failed create leaves nothing behind */
   db_free(db);
   return rc;
 }

@@ -11,7 +11,6 @@
 
 #define DEFAULT_INITIAL (1ull << 20)
 #define DEFAULT_STEP    (1ull << 20)
-#define DEFAULT_RESERVE (64ull << 30)
 
 /* The size of the first published mapkv_options with struct_size: later
  * versions only add fields at its end. */
@@ -28,7 +27,8 @@ int mapkv_options_init_size(mapkv_options *o, size_t size) {
   d.sync_mode = MAPKV_SYNC_COMMIT;
   d.initial_size = DEFAULT_INITIAL;
   d.growth_step = DEFAULT_STEP;
-  d.reserve = DEFAULT_RESERVE;
+  /* reserve stays 0: the default reservation, which is halved when the
+   * address space allows only less (a reserve set is that or nothing). */
   /* Fields of a newer header than this library's are the caller's to
    * zero: they mean "default" too. */
   if (size > sizeof d)
@@ -60,6 +60,7 @@ static int copy_options(mapkv_options *dst, const mapkv_options *src) {
 }
 
 static int check_options(mapkv_options *o) {
+  uint64_t reserve;
   if (o->flags & ~(MAPKV_CREATE | MAPKV_RDONLY | MAPKV_VERIFY))
     return mapkv__fail(MAPKV_EINVAL, "unknown open flags 0x%x", o->flags);
   if (o->sync_mode < MAPKV_SYNC_COMMIT || o->sync_mode > MAPKV_SYNC_EXPLICIT)
@@ -68,8 +69,6 @@ static int check_options(mapkv_options *o) {
     o->initial_size = DEFAULT_INITIAL;
   if (o->growth_step == 0)
     o->growth_step = DEFAULT_STEP;
-  if (o->reserve == 0)
-    o->reserve = DEFAULT_RESERVE;
   if (o->max_key_size > MAPKV_KEY_MAX)
     return mapkv__fail(MAPKV_EINVAL, "max_key_size %u exceeds %u",
                        o->max_key_size, MAPKV_KEY_MAX);
@@ -80,13 +79,14 @@ static int check_options(mapkv_options *o) {
       o->reserve > MAPKV_FILE_MAX)
     return mapkv__fail(MAPKV_EINVAL, "sizes must not exceed %llu bytes",
                        (unsigned long long)MAPKV_FILE_MAX);
-  if (o->initial_size > o->reserve || o->growth_step > o->reserve)
+  reserve = o->reserve ? o->reserve : MAPKV__DEFAULT_RESERVE;
+  if (o->initial_size > reserve || o->growth_step > reserve)
     return mapkv__fail(MAPKV_EINVAL,
                        "initial_size (%llu) and growth_step (%llu) must not "
                        "exceed the address reservation (%llu bytes)",
                        (unsigned long long)o->initial_size,
                        (unsigned long long)o->growth_step,
-                       (unsigned long long)o->reserve);
+                       (unsigned long long)reserve);
   if (o->expected_keys > MAPKV_FILE_MAX / MAPKV__REC_OVERHEAD)
     return mapkv__fail(
         MAPKV_EINVAL, "expected_keys must not exceed %llu",

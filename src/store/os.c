@@ -241,14 +241,21 @@ unsigned mapkv__os_clean_stale(const char *path) {
   return removed;
 }
 
-int mapkv__os_copy_owner(int fd, int dst_fd) {
-  struct stat a, b;
-  if (mapkv__os.fstat(fd, &a) != 0 || mapkv__os.fstat(dst_fd, &b) != 0)
+int mapkv__os_give_mode(int dst_fd, const struct stat *like, int owner) {
+  struct stat b;
+  if (mapkv__os.fstat(dst_fd, &b) != 0)
     return -errno;
-  if ((a.st_uid != b.st_uid || a.st_gid != b.st_gid) &&
-      mapkv__os.fchown(dst_fd, a.st_uid, a.st_gid) != 0)
+  if (owner && (like->st_uid != b.st_uid || like->st_gid != b.st_gid) &&
+      mapkv__os.fchown(dst_fd, like->st_uid, like->st_gid) != 0)
     return -errno;
-  if (mapkv__os.fchmod(dst_fd, a.st_mode & 07777) != 0)
+  if (mapkv__os.fchmod(dst_fd, like->st_mode & 07777) != 0)
     return -errno;
   return 0;
+}
+
+int mapkv__os_copy_owner(int fd, int dst_fd) {
+  struct stat a;
+  if (mapkv__os.fstat(fd, &a) != 0)
+    return -errno;
+  return mapkv__os_give_mode(dst_fd, &a, 1);
 }

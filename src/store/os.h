@@ -65,4 +65,9 @@ unsigned mapkv__os_clean_stale(const char *path);
  * 0, or -errno (-EPERM when the owner cannot be kept). */
 int mapkv__os_copy_owner(int fd, int dst_fd);
 
+/* The mode bits of like given to the file at dst_fd, and with owner its
+ * owner and group too: 0, or -errno (-EPERM when the owner cannot be
+ * given). */
+int mapkv__os_give_mode(int dst_fd, const struct stat *like, int owner);
+
 #endif

@@ -5,8 +5,10 @@
 # (text and JSON), writers that wait for the lock (--wait), two shells
 # racing puts, dump/load round trips in both formats,
 # the checked-in mdb_dump outputs (tests/data/lmdb*.dump), malformed dumps,
-# verify/recover on a store damaged on purpose, compact, a closed pipe, and
-# (when lmdb-utils is installed) live round trips through mdb_load/mdb_dump.
+# verify/recover on a store damaged on purpose, compact, copy (also while
+# another process writes the store), an address-space limit (ulimit -v), a
+# closed pipe, and (when lmdb-utils is installed) live round trips through
+# mdb_load/mdb_dump.
 #
 # Usage: sh test_cli.sh MAPKV_BINARY SCRATCH_DIR DATA_DIR
 # Exit status 0 if every check passed.
@@ -72,7 +74,7 @@ body() { sed -n '/^HEADER=END$/,$p'; }
 echo "mapkv CLI tests: $MAPKV"
 
 # ---- help -----------------------------------------------------------------
-commands="put get del keys stat dump load verify recover compact upgrade"
+commands="put get del keys stat dump load verify recover compact upgrade copy"
 run 0 --help && err_empty
 for c in $commands; do out_has "^  $c "; done
 run 0 help && out_has "^Commands:"
@@ -99,6 +101,10 @@ usage_err keys --prefix
 usage_err stat "$T/u.db" extra
 usage_err dump -f
 usage_err recover -o
+usage_err copy
+usage_err copy "$T/u.db"
+usage_err copy "$T/u.db" "$T/u2.db" extra
+usage_err copy --bogus "$T/u.db" "$T/u2.db"
 usage_err put --hex "$T/u.db" zz 00
 err_has "not a hex string"
 usage_err put --hex "$T/u.db" 0 00
@@ -511,6 +517,124 @@ run 0 stat "$CDB" && out_has '^records: *2$' && out_has '^dead bytes: *0$'
 run 0 get "$CDB" other && out_is 'x'
 run 0 verify "$CDB"
 run 3 compact "$T/missing.db"
+
+# ---- copy ------------------------------------------------------------------------
+YDB=$T/copy-src.db
+run 0 load -f "$T/overwrite.dump" "$YDB"
+chmod 0640 "$YDB"
+run 0 copy "$YDB" "$T/copy1.db" && out_has "^copied $YDB to $T/copy1.db: 2 records" && err_empty
+run 0 verify "$T/copy1.db"
+run 0 get "$T/copy1.db" other && out_is 'x'
+check "copy keeps the mode" test "$(stat -c %a "$T/copy1.db")" = 640
+check "a copy keeps the dead records" test "$(wc -c <"$T/copy1.db")" -gt 1000000
+run 0 stat "$T/copy1.db" && out_has '^generation: *0$' && out_has '^last close: *clean$'
+# An existing DST: exit 3 and left alone, unless --force.
+printf 'precious' >"$T/copy2.db"
+run 3 copy "$YDB" "$T/copy2.db" && err_has 'exists' && err_has 'force' && out_empty
+check "copy leaves an existing DST alone" test "$(cat "$T/copy2.db")" = precious
+run 0 copy --force "$YDB" "$T/copy2.db"
+run 0 get "$T/copy2.db" samekey && out_has '2999$'
+# -c: only the live records, as compact writes them.
+run 0 copy -c "$YDB" "$T/copy3.db" && out_has '2 records' && out_has 'dead bytes left out'
+run 0 stat "$T/copy3.db" && out_has '^records: *2$' && out_has '^dead bytes: *0$' &&
+  out_has '^generation: *1$'
+check "copy -c drops the dead records" test "$(wc -c <"$T/copy3.db")" -lt 100000
+run 0 copy --compact -f "$YDB" "$T/copy3.db"
+run 0 verify "$T/copy3.db"
+# Failures: exit 3, nothing made.
+run 3 copy "$T/missing.db" "$T/copy4.db"
+run 3 copy "$YDB" "$T/nodir/copy4.db" && err_has 'directory'
+check "a failed copy makes no directory" test ! -e "$T/nodir"
+run 3 copy "$T/damaged-copy.db" "$T/copy4.db" && err_has 'damaged'
+run 3 copy -c "$T/damaged-copy.db" "$T/copy4.db" && err_has 'damaged'
+run 3 copy --force "$YDB" "$YDB" && err_has 'the store itself'
+run 0 verify "$YDB"
+check "failed copies make nothing" test ! -e "$T/copy4.db"
+check "copies leave no temporary file" test -z "$(ls "$T"/copy*.db.* 2>/dev/null)"
+
+# A copy while another process writes the store: a load reading from a
+# FIFO commits each 10000 records as one batch and holds the store open for
+# writing until its input ends. It reads its input in blocks of 64 KiB, so
+# it is sent 1000 records (76 KiB) more than the batches it is expected to
+# have committed. Each copy holds the batches committed when it opened the
+# store: the first records of the input, byte for byte.
+HOT=$T/hot.db
+awk 'BEGIN { for (i = 0; i < 50000; i++) printf " %08x\n %064x\n", i, i * 7 }' >"$T/hot.body"
+rm -f "$T/hotfifo"
+mkfifo "$T/hotfifo" || fail "mkfifo"
+"$MAPKV" load -f "$T/hotfifo" "$HOT" >"$T/hot.out" 2>"$T/hot.err" &
+hot=$!
+exec 8>"$T/hotfifo"
+printf 'VERSION=3\nHEADER=END\n' >&8
+records_of() { # records_of DB: the records a read-only open of DB finds
+  "$MAPKV" stat --json "$1" 2>/dev/null | sed -n 's/.*"records":\([0-9]*\),.*/\1/p'
+}
+part=1 from=1
+while [ $part -le 4 ]; do
+  sed -n "$from,$((2 * (10000 * part + 1000)))p" "$T/hot.body" >&8
+  from=$((2 * (10000 * part + 1000) + 1))
+  n=$((part * 10000))
+  i=0
+  while [ "$(records_of "$HOT")" != $n ] && [ $i -lt 400 ]; do
+    sleep 0.025
+    i=$((i + 1))
+  done
+  check "the load committed $n records" test "$(records_of "$HOT")" = $n
+  check "the load holds the store open for writing" kill -0 $hot
+  if [ $((part % 2)) = 1 ]; then flag=--force; else flag=-cf; fi
+  run 0 copy $flag "$HOT" "$T/hot-copy.db"
+  got=$(records_of "$T/hot-copy.db")
+  check "copy $part holds $n records (it holds $got)" test "$got" = $n
+  "$MAPKV" dump "$T/hot-copy.db" | body | sed '1d;$d' >"$T/hot.got"
+  head -n $((2 * n)) "$T/hot.body" >"$T/hot.want"
+  check "copy $part holds the first $n records of the input" cmp -s "$T/hot.got" "$T/hot.want"
+  run 0 verify "$T/hot-copy.db"
+  part=$((part + 1))
+done
+sed -n "$from,\$p" "$T/hot.body" >&8
+printf 'DATA=END\n' >&8
+exec 8>&-
+wait $hot || fail "the load failed: $(cat "$T/hot.err")"
+run 0 copy -f "$HOT" "$T/hot-copy.db"
+check "the last copy holds every record" test "$(records_of "$T/hot-copy.db")" = 50000
+check "copies while the store was written leave no temporary file" test -z "$(ls "$T"/hot-copy.db.* 2>/dev/null)"
+
+# ---- an address-space limit (ulimit -v) -----------------------------------------
+# The default reservation (64 GiB) is more than the limit allows: a smaller
+# one is taken. Under a limit that leaves no room for any, the create fails
+# and leaves no file. (A sanitizer's build cannot start under a limit; a
+# shell without ulimit -v skips this.)
+# shellcheck disable=SC3045
+if (ulimit -v 2000000 && "$MAPKV" --version) >/dev/null 2>&1; then
+  (ulimit -v 2000000 && "$MAPKV" put "$T/ulimit.db" k v) >"$T/out" 2>"$T/err"
+  check "a put into a new store under ulimit -v 2000000 works ($(cat "$T/err"))" test $? = 0
+  (ulimit -v 2000000 && "$MAPKV" put "$T/ulimit.db" k2 v2) >"$T/out" 2>"$T/err"
+  check "a put into the store under ulimit -v 2000000 works ($(cat "$T/err"))" test $? = 0
+  run 0 get "$T/ulimit.db" k2 && out_is 'v2'
+  lim=8192 found=0 started=0
+  while [ $lim -ge 1024 ] && [ $found = 0 ]; do
+    if (ulimit -v $lim && "$MAPKV" --version) >/dev/null 2>&1; then
+      started=1
+      (ulimit -v $lim && "$MAPKV" put "$T/nomap.db" k v) >"$T/out" 2>"$T/err"
+      got=$?
+      if [ $got != 0 ]; then
+        found=1
+        check "a create that cannot map the store exits 3 (got $got)" test $got = 3
+        err_has 'address space'
+        check "a create that failed leaves no file" test -z "$(ls "$T"/nomap.db* 2>/dev/null)"
+      fi
+      rm -f "$T/nomap.db"
+    fi
+    lim=$((lim - 256))
+  done
+  if [ $started = 1 ]; then
+    check "a limit under which mapkv starts but no store can be mapped" test $found = 1
+  else
+    echo "skip: a create under a few MiB of address space (mapkv does not start under 8 MiB: valgrind?)"
+  fi
+else
+  echo "skip: ulimit -v (mapkv does not start under an address-space limit: a sanitizer build?)"
+fi
 
 # ---- writers that wait (--wait) ---------------------------------------------------
 # A load reading from a FIFO holds WDB open for writing until its input
