@@ -40,6 +40,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* MAPKV_FUZZ_VERBOSE=1: what the crash and truncation operations do. */
+static int verbose = -1;
+
 #define HDR_PAGE  4096u
 #define MAX_OPS   400
 #define MAX_VIEWS 8
@@ -618,6 +621,9 @@ static void op_crash(state *s, fuzz_in *in) {
     n = cut;
   }
   replay(s, upto, &want, &want_end);
+  if (verbose)
+    fprintf(stderr, "crash %d at %llu: the log ends at %llu\n", how,
+            (unsigned long long)cut, (unsigned long long)want_end);
   if (how == 0 && !kvset_equal(&want, &s->model))
     FUZZ_FAIL("harness: the commit log does not replay to the model");
   for (nz = n; nz > HDR_PAGE && img[nz - 1] == 0; nz--)
@@ -714,6 +720,9 @@ static void op_truncate(state *s, fuzz_in *in) {
   cut = bounds[pick % nb];
   if ((inside & 0x80) && cut < end)
     cut += 1 + inside % 29; /* inside the record (at least 30 bytes) */
+  if (verbose)
+    fprintf(stderr, "truncate: a clean store of %llu bytes cut at %llu\n",
+            (unsigned long long)end, (unsigned long long)cut);
   if (cut >= end)
     return; /* nothing of the log cut away */
   detach(s);
@@ -847,6 +856,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fuzz_in in = {data, size, 0};
   uint8_t c0, c1;
 
+  if (verbose < 0)
+    verbose = getenv("MAPKV_FUZZ_VERBOSE") != NULL;
   fuzz_leak_baseline();
   fuzz_seed_random(fuzz_hash(data, size));
   memset(&s, 0, sizeof s);
