@@ -1009,18 +1009,15 @@ static size_t list_records(const uint8_t *f, size_t n, size_t *offs,
 
 /* What the program did to the image, for the expectations. */
 typedef struct build {
-  uint64_t fid;   /* the store's file id */
-  int how;        /* 0 clean, 1 crash, 2 crash zeroed, 3 crash cut, 4 clean
-                     and cut */
-  uint64_t upto;  /* the log survives whole up to here */
-  ff_log log;     /* the intact log before any damage */
-  kvset model;    /* what was committed */
-  int log_edited; /* damage to the log beyond single-bit flips */
-  /* single-bit flips in records of the sealed log (record index into log,
-   * and which part: 0 key, 1 prev, 2 any other byte) */
-  size_t flip_rec[16];
-  uint8_t flip_part[16];
-  size_t nflips;
+  uint64_t fid;      /* the store's file id */
+  int how;           /* 0 clean, 1 crash, 2 crash zeroed, 3 crash cut, 4 clean
+                        and cut */
+  uint64_t upto;     /* the log survives whole up to here */
+  uint8_t *pristine; /* the image before the cut and the damage */
+  ff_log log;        /* its intact log (pointing into pristine) */
+  kvset model;       /* what was committed */
+  int log_edited;    /* damage to the log beyond single-bit flips */
+  size_t nflips;     /* single-bit flips in records of the log */
   bank bank;
 } build;
 
@@ -1129,11 +1126,9 @@ static void flip_bit(uint8_t *img, size_t n, build *bd, size_t i, int part,
     at = r->off + FF_R_PREV + arg % 6;
   else
     at = r->off + arg % r->size;
-  if (at >= n || bd->nflips == sizeof bd->flip_rec / sizeof bd->flip_rec[0])
+  if (at >= n)
     return;
   img[at] ^= (uint8_t)(1u << ((arg >> 5) & 7));
-  bd->flip_rec[bd->nflips] = i;
-  bd->flip_part[bd->nflips] = (uint8_t)part;
   bd->nflips++;
 }
 
@@ -1416,7 +1411,10 @@ static uint8_t *build_structured(fuzz_in *in, build *bd, size_t *out_n) {
   }
   fuzz_remove_store(path);
   bd->fid = ff_le(img + FF_H_FILE_ID, 8);
-  ff_log_parse(&bd->log, img, n, bd->fid, FF_HEAD);
+  bd->pristine = malloc(n);
+  FUZZ_CHECK(bd->pristine != NULL);
+  memcpy(bd->pristine, img, n);
+  ff_log_parse(&bd->log, bd->pristine, n, bd->fid, FF_HEAD);
   FUZZ_CHECK(bd->log.end == st.data_end);
   {
     /* The log holds what was committed. */
@@ -1511,13 +1509,43 @@ static void candidate_keys(const uint8_t *img, size_t n, uint64_t a, uint64_t b,
 
 /* Sets fc->ex, model and keys from what the program did and what the
  * header page now says. */
+static int differs(const uint8_t *a, const uint8_t *b, uint64_t from,
+                   uint64_t to) {
+  return to > from && memcmp(a + from, b + from, to - from) != 0;
+}
+
 static void classify(fctx *fc, build *bd) {
   const ff_log *lg = &bd->log;
   const ff_hdr *h = &fc->hdr;
-  int ours, pristine = !bd->log_edited && bd->nflips == 0;
+  static uint8_t hit[8192], lost[8192];
+  int ours, pristine, any = 0, both = 0;
   fc->ex = EX_NONE;
-  if (fc->hrc != 0 || h->version != FF_VERSION)
+  if (fc->hrc != 0 || h->version != FF_VERSION || lg->nrec > sizeof hit ||
+      lg->nbatch > sizeof lost)
     return;
+  /* Which records the flips changed (two flips of one bit cancel), and
+   * in which part: 1 the key (or its length), 2 prev, 4 anything else. */
+  memset(lost, 0, lg->nbatch);
+  for (size_t i = 0; i < lg->nrec; i++) {
+    const ff_rec *r = &lg->rec[i];
+    const uint8_t *a = fc->img + r->off, *o = bd->pristine + r->off;
+    uint64_t kend = FF_HEAD + r->klen;
+    hit[i] = 0;
+    if (bd->nflips == 0 || r->off + r->size > fc->n ||
+        !differs(a, o, 0, r->size))
+      continue;
+    hit[i] = (uint8_t)((differs(a, o, FF_R_KLEN, FF_R_KLEN + 2) ||
+                        differs(a, o, FF_HEAD, kend))
+                           ? 1
+                           : 0);
+    hit[i] |= (uint8_t)(differs(a, o, FF_R_PREV, FF_HEAD) ? 2 : 0);
+    if (hit[i] == 0)
+      hit[i] = 4;
+    both |= (hit[i] & 3) == 3;
+    lost[lg->batch_of[i]] = 1;
+    any = 1;
+  }
+  pristine = !bd->log_edited && !any;
   ours = h->file_id == bd->fid;
   if (ours && pristine) {
     all_keys(lg, &fc->keys);
@@ -1537,30 +1565,23 @@ static void classify(fctx *fc, build *bd) {
                       K_MAY_CORRUPT);
         candidate_keys(fc->img, fc->n, bt->start, fc->n, &fc->keys);
       }
-    } else if (h->sealed_end <= bd->upto) {
+    } else if (h->sealed_end <= bd->upto && h->sealed_end <= lg->end) {
+      /* (A sealed end after the log's last record makes the zeros before
+       * it damage.) */
       fc->ex = EX_EXACT;
     }
     return;
   }
-  if (ours && !bd->log_edited && bd->how == 0 && h->sealed_end >= lg->end &&
-      h->sealed_end <= fc->n) {
+  if (ours && !bd->log_edited && bd->how == 0 && !both &&
+      h->sealed_end >= lg->end && h->sealed_end <= fc->n) {
     /* Bits flipped in the sealed log. A damaged batch is lost: the keys
-     * whose newest record it holds answer MAPKV_ECORRUPT (or, when the
-     * damaged record was the key's first, may be missing); nothing may
-     * read an older value or bring a deleted key back. A record hit in
-     * both its key and its prev names no key any more: then only the
-     * general checks apply. */
-    uint8_t hitpart[8192] = {0};
-    uint8_t lost[8192] = {0};
-    if (lg->nrec > sizeof hitpart || lg->nbatch > sizeof lost)
-      return;
-    for (size_t i = 0; i < bd->nflips; i++) {
-      hitpart[bd->flip_rec[i]] |= (uint8_t)(1u << bd->flip_part[i]);
-      lost[lg->batch_of[bd->flip_rec[i]]] = 1;
-    }
-    for (size_t i = 0; i < lg->nrec; i++)
-      if ((hitpart[i] & 3) == 3)
-        return;
+     * whose newest record it holds answer MAPKV_ECORRUPT (or may be
+     * missing, when every record of the key was lost and its first was
+     * hit); nothing may read an older value or bring a deleted key back;
+     * every other key reads back exactly, but for what the damaged bytes
+     * may be taken for (candidate_keys). A record hit in both its key
+     * and its prev names no key any more: then only the general checks
+     * apply. */
     fc->ex = EX_FLIPS;
     ff_log_replay(lg, UINT64_MAX, &fc->model);
     all_keys(lg, &fc->keys);
@@ -1569,8 +1590,7 @@ static void classify(fctx *fc, build *bd) {
         candidate_keys(fc->img, fc->n, lg->batch[b].start, lg->batch[b].end,
                        &fc->keys);
     /* Per key (at its first record): its newest record's batch lost, and
-     * whether the key is unknown to recovery (its first record was hit and
-     * every record of it lies in a lost batch). */
+     * whether the key is unknown to recovery. */
     for (size_t i = 0; i < lg->nrec; i++) {
       const ff_rec *r = &lg->rec[i];
       size_t newest = i;
@@ -1591,7 +1611,7 @@ static void classify(fctx *fc, build *bd) {
         continue;
       if (lost[lg->batch_of[newest]])
         key_flags(&fc->keys, r->key, r->klen, K_MAY_CORRUPT | K_MUST_CORRUPT);
-      if (all_lost && hitpart[i] != 0)
+      if (all_lost && hit[i] != 0)
         key_flags(&fc->keys, r->key, r->klen, K_MAY_MISSING);
     }
     return;
@@ -1688,6 +1708,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   kvset_free(&fc.keys);
   kvset_free(&bd.model);
   ff_log_free(&bd.log);
+  free(bd.pristine);
   free(built);
   fuzz_leak_check();
   return 0;
