@@ -1550,7 +1550,11 @@ static void classify(fctx *fc, build *bd) {
   if (ours && pristine) {
     all_keys(lg, &fc->keys);
     ff_log_replay(lg, bd->upto, &fc->model);
-    if (h->sealed_end > fc->n) {
+    if (h->sealed_end > fc->n && bd->how == 2 && bd->upto < lg->end) {
+      /* Zeroed from a cut below a sealed end past the file: the zeros are
+       * damage in the sealed log as well, and their keys answer
+       * MAPKV_ECORRUPT in a salvage open; only the general checks. */
+    } else if (h->sealed_end > fc->n) {
       /* Cut below the sealed end. The batch the cut goes through is lost:
        * its keys may answer MAPKV_ECORRUPT in a salvage open (those whose
        * records lie before the cut), or show the batches before it. */
@@ -1565,10 +1569,23 @@ static void classify(fctx *fc, build *bd) {
                       K_MAY_CORRUPT);
         candidate_keys(fc->img, fc->n, bt->start, fc->n, &fc->keys);
       }
-    } else if (h->sealed_end <= bd->upto && h->sealed_end <= lg->end) {
-      /* (A sealed end after the log's last record makes the zeros before
-       * it damage.) */
-      fc->ex = EX_EXACT;
+    } else {
+      /* The log survives up to the end of its last whole batch before
+       * the cut: a sealed end after it (in a batch cut short, or in the
+       * zeros after the log) makes what lies before it damage. */
+      uint64_t kept = FF_PAGE;
+      for (size_t b = 0; b < lg->nbatch; b++)
+        if (lg->batch[b].whole && lg->batch[b].end <= bd->upto &&
+            lg->batch[b].end > kept)
+          kept = lg->batch[b].end;
+      /* ... and so does a sealed end inside a record (one that starts
+       * before the sealed end must end by it). */
+      int across = 0;
+      for (size_t i = 0; i < lg->nrec; i++)
+        across |= lg->rec[i].off < h->sealed_end &&
+                  lg->rec[i].off + lg->rec[i].size > h->sealed_end;
+      if (h->sealed_end <= kept && !across)
+        fc->ex = EX_EXACT;
     }
     return;
   }
