@@ -418,6 +418,12 @@ static void judge(mapkv_t *db, const kvset *model, const kvset *keys,
     uint8_t fl = k->vn > 0 ? k->v[0] : 0;
     size_t vn = 0;
     int rc = mapkv_get(db, k->k, k->kn, buf, sizeof buf, &vn);
+    if (verbose) {
+      fprintf(stderr, "judge: key #%zu (flags %u) ", i, (unsigned)fl);
+      for (size_t j = 0; j < k->kn && j < 16; j++)
+        fprintf(stderr, "%02x", k->k[j]);
+      fprintf(stderr, ": %d\n", rc);
+    }
     if (rc == 0) {
       if (m == NULL)
         FUZZ_FAIL("%s: key #%zu (%zu bytes) was deleted or never written, "
@@ -1606,30 +1612,50 @@ static void classify(fctx *fc, build *bd) {
       if (lost[b])
         candidate_keys(fc->img, fc->n, lg->batch[b].start, lg->batch[b].end,
                        &fc->keys);
-    /* Per key (at its first record): its newest record's batch lost, and
-     * whether the key is unknown to recovery. */
-    for (size_t i = 0; i < lg->nrec; i++) {
-      const ff_rec *r = &lg->rec[i];
-      size_t newest = i;
-      int first = 1, all_lost = 1;
-      if (r->type == FF_COMMIT)
-        continue;
-      for (size_t j = 0; j < lg->nrec; j++) {
-        const ff_rec *q = &lg->rec[j];
-        if (q->type == FF_COMMIT || q->klen != r->klen ||
-            memcmp(q->key, r->key, r->klen) != 0)
+    /* Per key (at its first record): its newest record's batch lost; and
+     * whether the key may read as missing: when it was absent without the
+     * lost batches (the older state; a DEL of a key that did not exist,
+     * or none at all) and one of its records was hit, so that recovery
+     * may not know the key (its prev names no record, its key bytes may
+     * be the damage). */
+    {
+      kvset older = {0};
+      for (size_t bi = 0; bi < lg->nbatch; bi++) {
+        const ff_batch *bt = &lg->batch[bi];
+        if (!bt->whole || lost[bi])
           continue;
-        if (j < i)
-          first = 0;
-        newest = j;
-        all_lost &= lost[lg->batch_of[j]];
+        for (size_t i = bt->first; i < bt->first + bt->n; i++) {
+          const ff_rec *r = &lg->rec[i];
+          if (r->type == FF_PUT)
+            kvset_put(&older, r->key, r->klen, r->val, r->vlen);
+          else if (r->type == FF_DEL)
+            kvset_del(&older, r->key, r->klen);
+        }
       }
-      if (!first)
-        continue;
-      if (lost[lg->batch_of[newest]])
-        key_flags(&fc->keys, r->key, r->klen, K_MAY_CORRUPT | K_MUST_CORRUPT);
-      if (all_lost && hit[i] != 0)
-        key_flags(&fc->keys, r->key, r->klen, K_MAY_MISSING);
+      for (size_t i = 0; i < lg->nrec; i++) {
+        const ff_rec *r = &lg->rec[i];
+        size_t newest = i;
+        int first = 1, any_hit = 0;
+        if (r->type == FF_COMMIT)
+          continue;
+        for (size_t j = 0; j < lg->nrec; j++) {
+          const ff_rec *q = &lg->rec[j];
+          if (q->type == FF_COMMIT || q->klen != r->klen ||
+              memcmp(q->key, r->key, r->klen) != 0)
+            continue;
+          if (j < i)
+            first = 0;
+          newest = j;
+          any_hit |= hit[j] != 0;
+        }
+        if (!first)
+          continue;
+        if (lost[lg->batch_of[newest]])
+          key_flags(&fc->keys, r->key, r->klen, K_MAY_CORRUPT | K_MUST_CORRUPT);
+        if (any_hit && kvset_find(&older, r->key, r->klen) == NULL)
+          key_flags(&fc->keys, r->key, r->klen, K_MAY_MISSING);
+      }
+      kvset_free(&older);
     }
     return;
   }
@@ -1694,6 +1720,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fuzz_write_file(in_path, fc.img, fc.n);
   if (save_to != NULL)
     fuzz_write_file(save_to, fc.img, fc.n);
+  if (save_to != NULL && bd.pristine != NULL) {
+    /* and the store before the cut and the damage, as FILE.pristine */
+    char p[4096];
+    snprintf(p, sizeof p, "%s.pristine", save_to);
+    fuzz_write_file(p, bd.pristine, bd.log.end);
+  }
   observe(in_path, &fc, 0, &ro);
   observe(in_path, &fc, MAPKV_VERIFY, &vf);
   /* Every open verifies every checksum: a plain read-only open that works
