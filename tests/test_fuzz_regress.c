@@ -169,10 +169,52 @@ static void test_damaged_length_covers_records(void **state) {
   unlink(path);
 }
 
+/* fuzz_open/regress-damaged-keys-counted-twice: damaged_keys counted every
+ * poisoning, so a key poisoned twice (two damaged batches of one key, or
+ * a damaged record and its copy) counted twice, and a key a later intact
+ * batch wrote again still counted; the figure then changed with how the
+ * damage was split into spans. It counts the keys that answer
+ * MAPKV_ECORRUPT now. */
+static void test_damaged_keys_counted_once(void **state) {
+  char path[512];
+  mapkv_stats st;
+  mapkv_t *db;
+  uint8_t *img, v[8];
+  size_t n, vl;
+  (void)state;
+  tu_path(path, sizeof path, "fz-count");
+
+  /* k=1 at 4096, k=2 at 4128, k=3 at 4160, j=1 at 4192, j=2 at 4224 */
+  db = open_store(path, MAPKV_CREATE);
+  assert_int_equal(mapkv_put(db, "k", 1, "1", 1), 0);
+  assert_int_equal(mapkv_put(db, "k", 1, "2", 1), 0);
+  assert_int_equal(mapkv_put(db, "k", 1, "3", 1), 0);
+  assert_int_equal(mapkv_put(db, "j", 1, "1", 1), 0);
+  assert_int_equal(mapkv_put(db, "j", 1, "2", 1), 0);
+  assert_int_equal(mapkv_close(db), 0);
+  img = tu_slurp(path, &n);
+  img[4128 + MAPKV__REC_HEAD + 1] ^= 1; /* k=2: k poisoned, then written */
+  img[4192 + MAPKV__REC_HEAD + 1] ^= 1; /* j=1 */
+  img[4224 + MAPKV__REC_HEAD + 1] ^= 1; /* j=2: j poisoned twice */
+  put_file(path, img, n);
+
+  db = open_store(path, MAPKV_RDONLY);
+  st = figures(db);
+  assert_int_equal(st.damaged_regions, 2);
+  assert_int_equal(st.damaged_keys, 1);
+  assert_int_equal(mapkv_get(db, "k", 1, v, sizeof v, &vl), 0);
+  assert_int_equal(v[0], '3');
+  assert_int_equal(mapkv_get(db, "j", 1, v, sizeof v, &vl), MAPKV_ECORRUPT);
+  assert_int_equal(mapkv_close(db), 0);
+  free(img);
+  unlink(path);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_sealed_end_inside_record),
       cmocka_unit_test(test_damaged_length_covers_records),
+      cmocka_unit_test(test_damaged_keys_counted_once),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
