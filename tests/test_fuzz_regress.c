@@ -169,6 +169,48 @@ static void test_damaged_length_covers_records(void **state) {
   unlink(path);
 }
 
+/* fuzz_open/regress-prev-flip-names-another-key: one bit flipped in the
+ * prev of a key's newest record in a cleanly closed store, so that it
+ * names the newest record of another key. Recovery took prev at its word
+ * and poisoned the other key: the damaged key read its superseded value
+ * (and the intact other key answered MAPKV_ECORRUPT). When prev and the
+ * key bytes disagree, the key the bytes name is poisoned too. */
+static void test_prev_flip_names_another_key(void **state) {
+  static const char old[] = "the old value of x, 33 bytes long";
+  char path[512];
+  mapkv_t *db;
+  uint8_t *img, v[64];
+  size_t n, vl;
+  (void)state;
+  tu_path(path, sizeof path, "fz-prev");
+
+  /* x (64 bytes at 4096 = 0x1000), y (at 4160 = 0x1040), x again with
+   * prev 0x1000 */
+  db = open_store(path, MAPKV_CREATE);
+  assert_int_equal(mapkv_put(db, "x", 1, old, 33), 0);
+  assert_int_equal(mapkv_put(db, "y", 1, "y", 1), 0);
+  assert_int_equal(mapkv_put(db, "x", 1, "new", 3), 0);
+  assert_int_equal(mapkv_close(db), 0);
+  img = tu_slurp(path, &n);
+  assert_int_equal(mapkv__get_le(img + 4192 + MAPKV__R_PREV, 6), 4096);
+  img[4192 + MAPKV__R_PREV] ^= 0x40; /* prev now names y's record */
+  put_file(path, img, n);
+
+  for (int pass = 0; pass < 3; pass++) {
+    db = open_store(path, pass == 0 ? MAPKV_RDONLY : 0);
+    figures(db);
+    if (pass < 2)
+      assert_int_equal(mapkv_get(db, "x", 1, v, sizeof v, &vl), MAPKV_ECORRUPT);
+    else
+      assert_int_equal(mapkv_get(db, "x", 1, v, sizeof v, &vl), 0);
+    if (pass == 1)
+      assert_int_equal(mapkv_put(db, "x", 1, "newer", 5), 0);
+    assert_int_equal(mapkv_close(db), 0);
+  }
+  free(img);
+  unlink(path);
+}
+
 /* fuzz_open/regress-damaged-keys-counted-twice: damaged_keys counted every
  * poisoning, so a key poisoned twice (two damaged batches of one key, or
  * a damaged record and its copy) counted twice, and a key a later intact
@@ -214,6 +256,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_sealed_end_inside_record),
       cmocka_unit_test(test_damaged_length_covers_records),
+      cmocka_unit_test(test_prev_flip_names_another_key),
       cmocka_unit_test(test_damaged_keys_counted_once),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -104,6 +104,18 @@ static void mark_lost(void *ctx, uint64_t off, const mapkv__rec *r) {
       pr.type != MAPKV__T_COMMIT &&
       mapkv__index_has(&km->ix, mapkv__index_hash(pr.key, pr.klen), r->prev))
     target = r->prev;
+  if (target != 0 && r->key != NULL &&
+      (pr.klen != r->klen || memcmp(pr.key, r->key, r->klen) != 0)) {
+    /* prev names another key than the key bytes: one of the two was hit,
+     * and which cannot be told. The key the bytes name, if it has an
+     * entry, is marked too (else a hit prev naming another key's record
+     * would leave this key's older value readable). */
+    uint64_t also = mapkv__keymap_find(
+        km, r->key, r->klen, mapkv__index_hash(r->key, r->klen), &p, &damaged);
+    if (also != 0 && also != target &&
+        (b->rc = mapkv__keymap_mark(km, also)) != 0)
+      return;
+  }
   if (target == 0 && r->key != NULL) {
     hash = mapkv__index_hash(r->key, r->klen);
     target = mapkv__keymap_find(km, r->key, r->klen, hash, &p, &damaged);
