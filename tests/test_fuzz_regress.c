@@ -211,6 +211,45 @@ static void test_prev_flip_names_another_key(void **state) {
   unlink(path);
 }
 
+/* fuzz_open/regress-zeros-below-sealed-end: a header (checksum valid)
+ * whose sealed end lies 7 zero bytes after the last record. Damage, kept
+ * in place; but once a write put a record after it, recovery read the
+ * fields of a "record" at the zeros partly from that new record (a key
+ * length of 0) and poisoned the empty key, which read back before the
+ * write. What does not decode is now read no further than its span. */
+static void test_zeros_below_sealed_end(void **state) {
+  char path[512];
+  mapkv_stats st;
+  mapkv_t *db;
+  uint8_t *img, v[8];
+  size_t n, vl;
+  (void)state;
+  tu_path(path, sizeof path, "fz-zeros");
+
+  db = open_store(path, MAPKV_CREATE);
+  assert_int_equal(mapkv_put(db, "", 0, "e", 1), 0);
+  assert_int_equal(mapkv_put(db, "k", 1, "v", 1), 0);
+  st = figures(db);
+  assert_int_equal(mapkv_close(db), 0);
+  img = tu_slurp(path, &n);
+  set_ends(img, n, st.data_end + 7);
+  put_file(path, img, n);
+
+  for (int pass = 0; pass < 3; pass++) {
+    db = open_store(path, pass == 0 ? MAPKV_RDONLY : 0);
+    st = figures(db);
+    assert_int_equal(st.damaged_regions, 1);
+    assert_int_equal(st.damaged_keys, 0);
+    assert_int_equal(mapkv_get(db, "", 0, v, sizeof v, &vl), 0);
+    assert_int_equal(mapkv_get(db, "k", 1, v, sizeof v, &vl), 0);
+    if (pass == 1)
+      assert_int_equal(mapkv_put(db, "x", 1, "new", 3), 0);
+    assert_int_equal(mapkv_close(db), 0);
+  }
+  free(img);
+  unlink(path);
+}
+
 /* fuzz_open/regress-damaged-keys-counted-twice: damaged_keys counted every
  * poisoning, so a key poisoned twice (two damaged batches of one key, or
  * a damaged record and its copy) counted twice, and a key a later intact
@@ -257,6 +296,7 @@ int main(void) {
       cmocka_unit_test(test_sealed_end_inside_record),
       cmocka_unit_test(test_damaged_length_covers_records),
       cmocka_unit_test(test_prev_flip_names_another_key),
+      cmocka_unit_test(test_zeros_below_sealed_end),
       cmocka_unit_test(test_damaged_keys_counted_once),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

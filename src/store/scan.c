@@ -230,8 +230,10 @@ void mapkv__census(const mapkv__log *lg, uint64_t from, uint64_t to,
     mapkv__rec r;
     int d = mapkv__log_decode(lg, pos, lg->cap - pos, 0, &r);
     if (d != MAPKV__REC_OK) {
+      /* What does not decode is read no further than the span: past it
+       * lie other records (or the tail), not this record's fields. */
       if (lenient && boundary && fn != NULL && d != MAPKV__REC_END &&
-          mapkv__rec_decode_lenient(lg->base + pos, lg->cap - pos, lg->rec_head,
+          mapkv__rec_decode_lenient(lg->base + pos, to - pos, lg->rec_head,
                                     &r) == 0)
         fn(ctx, pos, &r);
       boundary = 0;
