@@ -88,15 +88,16 @@ static void mark_lost(void *ctx, uint64_t off, const mapkv__rec *r) {
   mapkv__log *lg = b->lg;
   mapkv__keymap *km = b->km;
   mapkv__probe p;
-  mapkv__rec pr;
+  mapkv__rec pr, sr;
   uint64_t hash = 0, target = 0;
-  int damaged = 0, intact;
+  int damaged = 0, intact, sound;
   if (b->rc != 0 || off >= b->sealed ||
       (r->type == MAPKV__T_COMMIT && r->klen == 0 && r->prev == 0))
     return;
-  intact = r->size > 0 &&
-           (r->type == MAPKV__T_PUT || r->type == MAPKV__T_DEL) &&
-           lg->base[off] == MAPKV__MARK0 && lg->base[off + 1] == MAPKV__MARK1 &&
+  /* Sound in structure (a record the census read leniently is not, even
+   * if its checksum holds: e.g. a DEL with a value), and intact. */
+  sound = mapkv__log_decode(lg, off, lg->cap - off, 0, &sr) == MAPKV__REC_OK;
+  intact = sound && (r->type == MAPKV__T_PUT || r->type == MAPKV__T_DEL) &&
            mapkv__rec_checksum_ok(lg->base + off, r, lg->hdr.file_id);
   if (!intact && r->prev >= MAPKV__HDR_PAGE && r->prev < off &&
       mapkv__log_decode(lg, r->prev, lg->cap - r->prev, 1, &pr) ==
@@ -121,16 +122,13 @@ static void mark_lost(void *ctx, uint64_t off, const mapkv__rec *r) {
     target = mapkv__keymap_find(km, r->key, r->klen, hash, &p, &damaged);
   }
   if (target == 0) {
-    mapkv__rec sr;
     /* A key's first record. Damaged, its key bytes may be what was hit,
      * but are far more likely intact (values are the larger part): only a
      * record sound in structure is taken at its word. One that runs past
      * its damaged span (its lengths, or the sealed end, are damaged) gets
      * no entry: the bytes past the span belong to other records, or lie
      * after the log, where new records will go. */
-    if (r->key == NULL || off + r->size > b->span_end ||
-        (!intact &&
-         mapkv__log_decode(lg, off, lg->cap - off, 0, &sr) != MAPKV__REC_OK))
+    if (r->key == NULL || off + r->size > b->span_end || !sound)
       return;
     /* A new key of the lost batch answers MAPKV_ECORRUPT too; a damaged
      * record counts for no live bytes (its lengths are untrusted). */
