@@ -342,6 +342,53 @@ static void test_damaged_keys_counted_once(void **state) {
   unlink(path);
 }
 
+/* fuzz_open/regress-split-damage-spans: damage at the end of a cleanly
+ * closed log — a damaged record, then a batch whose COMMIT was zeroed —
+ * is one damaged span; once a write put a batch after it, the scan
+ * reported it as two (cut where the batch that never ended starts), and
+ * recovery poisoned each part on its own, so that a record running past
+ * its part got no slot: the damaged keys changed with a write, a clean
+ * close and a reopen. Damage right after damage is one span now. */
+static void test_split_damage_spans(void **state) {
+  char path[512];
+  mapkv_batch_t *b;
+  mapkv_stats st;
+  mapkv_t *db;
+  uint8_t *img, v[8];
+  size_t n, vl;
+  (void)state;
+  tu_path(path, sizeof path, "fz-split");
+
+  /* a at 4096; batch {b, c} at 4128, 4160, its COMMIT at 4192 */
+  db = open_store(path, MAPKV_CREATE);
+  assert_int_equal(mapkv_put(db, "a", 1, "1", 1), 0);
+  assert_int_equal(mapkv_batch_begin(db, &b), 0);
+  assert_int_equal(mapkv_batch_put(b, "b", 1, "2", 1), 0);
+  assert_int_equal(mapkv_batch_put(b, "c", 1, "3", 1), 0);
+  assert_int_equal(mapkv_batch_commit(b), 0);
+  assert_int_equal(mapkv_close(db), 0);
+  img = tu_slurp(path, &n);
+  img[4096 + MAPKV__REC_HEAD + 1] ^= 0x10; /* a's value */
+  memset(img + 4192, 0, 38);               /* the COMMIT */
+  put_file(path, img, n);
+
+  for (int pass = 0; pass < 3; pass++) {
+    db = open_store(path, pass == 0 ? MAPKV_RDONLY : 0);
+    st = figures(db);
+    assert_int_equal(st.damaged_regions, 1);
+    assert_int_equal(st.first_damage_offset, 4096);
+    assert_int_equal(st.damaged_bytes, 4230 - 4096);
+    assert_int_equal(st.damaged_keys, 3);
+    assert_int_equal(mapkv_get(db, "a", 1, v, sizeof v, &vl), MAPKV_ECORRUPT);
+    assert_int_equal(mapkv_get(db, "c", 1, v, sizeof v, &vl), MAPKV_ECORRUPT);
+    if (pass == 1)
+      assert_int_equal(mapkv_put(db, "x", 1, "new", 3), 0);
+    assert_int_equal(mapkv_close(db), 0);
+  }
+  free(img);
+  unlink(path);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_sealed_end_inside_record),
@@ -350,6 +397,7 @@ int main(void) {
       cmocka_unit_test(test_zeros_below_sealed_end),
       cmocka_unit_test(test_del_with_value),
       cmocka_unit_test(test_damaged_keys_counted_once),
+      cmocka_unit_test(test_split_damage_spans),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

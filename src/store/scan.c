@@ -112,6 +112,16 @@ static int push(scanner *s, uint64_t off) {
 static int damage(scanner *s, uint64_t from, uint64_t to, const char *what) {
   if (to <= from)
     return 0;
+  /* Damage right after damage is one span (with the first reason): the
+   * same damaged bytes are one span whether or not a batch follows them
+   * (recovery reports damage at the end of the sealed log as one), and
+   * what recovery makes of them does not depend on where a batch start
+   * that never ended cut them. */
+  if (s->nopen > 0 &&
+      s->open[s->nopen - 1].off + s->open[s->nopen - 1].len == from) {
+    s->open[s->nopen - 1].len = to - s->open[s->nopen - 1].off;
+    return 0;
+  }
   if (s->nopen == s->capopen) {
     size_t cap = s->capopen ? s->capopen * 2 : 8;
     struct span *p = realloc(s->open, cap * sizeof *p);
