@@ -389,6 +389,61 @@ static void test_split_damage_spans(void **state) {
   unlink(path);
 }
 
+/* fuzz_open/regress-intact-record-past-sealed-end: an intact record
+ * whose value runs past the sealed end (a header with a valid checksum
+ * ending the log inside it), with another intact record inside its
+ * value. Recovery stepped over the inner record by the outer one's
+ * length; a writable open zeroes and writes over what follows the log,
+ * after which the outer record failed its checksum and the next open
+ * found (and poisoned) the inner one: the damaged keys changed across a
+ * write, a clean close and a reopen. In a damaged span, records are read
+ * no further than the span. */
+static void test_intact_record_past_sealed_end(void **state) {
+  char path[512];
+  mapkv_stats st;
+  mapkv_t *db;
+  uint8_t *img, val[100], v[8];
+  size_t n, vl;
+  uint64_t fid;
+  (void)state;
+  tu_path(path, sizeof path, "fz-past");
+
+  db = open_store(path, MAPKV_CREATE);
+  assert_int_equal(mapkv_put(db, "p", 1, "1", 1), 0); /* 4096 to 4128 */
+  assert_int_equal(mapkv_close(db), 0);
+  img = tu_slurp(path, &n);
+  fid = mapkv__get_le(img + 24, 8);
+  /* x at 4128, 130 bytes, a batch that never ends; y at 4160, inside
+   * x's value; then x's checksum made to hold over it */
+  memset(val, 0, sizeof val);
+  mapkv__rec_encode(img + 4128, MAPKV__T_PUT, MAPKV__F_FIRST, 2, 0, "x", 1, val,
+                    sizeof val, fid);
+  mapkv__rec_encode(img + 4160, MAPKV__T_PUT, 0, 3, 0, "y", 1, "1", 1, fid);
+  {
+    mapkv__rec r;
+    assert_int_equal(mapkv__rec_decode(img + 4128, n - 4128, fid, 0, &r),
+                     MAPKV__REC_OK);
+    mapkv__rec_encode(img + 4128, MAPKV__T_PUT, MAPKV__F_FIRST, 2, 0, "x", 1,
+                      img + 4128 + MAPKV__REC_HEAD + 1, sizeof val, fid);
+  }
+  set_ends(img, n, 4200); /* inside x, after y */
+  put_file(path, img, n);
+
+  for (int pass = 0; pass < 3; pass++) {
+    db = open_store(path, pass == 0 ? MAPKV_RDONLY : 0);
+    st = figures(db);
+    assert_int_equal(st.damaged_regions, 1);
+    assert_int_equal(st.damaged_keys, 1);
+    assert_int_equal(mapkv_get(db, "p", 1, v, sizeof v, &vl), 0);
+    assert_int_equal(mapkv_get(db, "y", 1, v, sizeof v, &vl), MAPKV_ECORRUPT);
+    if (pass == 1)
+      assert_int_equal(mapkv_put(db, "z", 1, "new", 3), 0);
+    assert_int_equal(mapkv_close(db), 0);
+  }
+  free(img);
+  unlink(path);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_sealed_end_inside_record),
@@ -398,6 +453,7 @@ int main(void) {
       cmocka_unit_test(test_del_with_value),
       cmocka_unit_test(test_damaged_keys_counted_once),
       cmocka_unit_test(test_split_damage_spans),
+      cmocka_unit_test(test_intact_record_past_sealed_end),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

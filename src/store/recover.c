@@ -94,9 +94,14 @@ static void mark_lost(void *ctx, uint64_t off, const mapkv__rec *r) {
   if (b->rc != 0 || off >= b->sealed ||
       (r->type == MAPKV__T_COMMIT && r->klen == 0 && r->prev == 0))
     return;
-  /* Sound in structure (a record the census read leniently is not, even
-   * if its checksum holds: e.g. a DEL with a value), and intact. */
-  sound = mapkv__log_decode(lg, off, lg->cap - off, 0, &sr) == MAPKV__REC_OK;
+  /* Sound in structure inside its damaged span (as the census reads it:
+   * one read leniently is not, even if its checksum holds, e.g. a DEL with
+   * a value), and intact. A record that runs past its span (its lengths,
+   * or the sealed end, are damaged) is neither, and gets no entry: the
+   * bytes past the span belong to other records, or lie after the log,
+   * where new records will go. */
+  sound =
+      mapkv__log_decode(lg, off, b->span_end - off, 0, &sr) == MAPKV__REC_OK;
   intact = sound && (r->type == MAPKV__T_PUT || r->type == MAPKV__T_DEL) &&
            mapkv__rec_checksum_ok(lg->base + off, r, lg->hdr.file_id);
   if (!intact && r->prev >= MAPKV__HDR_PAGE && r->prev < off &&
@@ -124,11 +129,8 @@ static void mark_lost(void *ctx, uint64_t off, const mapkv__rec *r) {
   if (target == 0) {
     /* A key's first record. Damaged, its key bytes may be what was hit,
      * but are far more likely intact (values are the larger part): only a
-     * record sound in structure is taken at its word. One that runs past
-     * its damaged span (its lengths, or the sealed end, are damaged) gets
-     * no entry: the bytes past the span belong to other records, or lie
-     * after the log, where new records will go. */
-    if (r->key == NULL || off + r->size > b->span_end || !sound)
+     * record sound in structure is taken at its word. */
+    if (r->key == NULL || !sound)
       return;
     /* A new key of the lost batch answers MAPKV_ECORRUPT too; a damaged
      * record counts for no live bytes (its lengths are untrusted). */

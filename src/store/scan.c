@@ -238,10 +238,11 @@ void mapkv__census(const mapkv__log *lg, uint64_t from, uint64_t to,
   memset(res, 0, sizeof *res);
   while (pos < to) {
     mapkv__rec r;
-    int d = mapkv__log_decode(lg, pos, lg->cap - pos, 0, &r);
+    /* Leniently (a damaged span of the log), a record is read no further
+     * than the span: past it lie other records, or what follows the log,
+     * which a writer zeroes and writes over. */
+    int d = mapkv__log_decode(lg, pos, (lenient ? to : lg->cap) - pos, 0, &r);
     if (d != MAPKV__REC_OK) {
-      /* What does not decode is read no further than the span: past it
-       * lie other records (or the tail), not this record's fields. */
       if (lenient && boundary && fn != NULL && d != MAPKV__REC_END &&
           mapkv__rec_decode_lenient(lg->base + pos, to - pos, lg->rec_head,
                                     &r) == 0)

@@ -133,7 +133,8 @@ typedef void (*mapkv__census_fn)(void *ctx, uint64_t off, const mapkv__rec *r);
 /* Walks [from, to) by structure alone, stepping over what does not decode
  * by a forward search for the next marker, and counts what it finds;
  * fn (may be NULL) sees every record. Only an intact record's length is
- * stepped by. With lenient, fn also sees what stands where a record must
+ * stepped by. With lenient (a span of the sealed log), records are read
+ * no further than `to`, and fn also sees what stands where a record must
  * start (from, and after an intact record) but does not decode, read by
  * mapkv__rec_decode_lenient() (from is then a record boundary). For
  * damaged spans and tails: nothing here is trusted beyond its bounds. */
