@@ -539,6 +539,99 @@ static void test_walk_across_sealed_end(void **state) {
   unlink(path);
 }
 
+/* fuzz_open/regress-refused-after-clean-close: two damaged records, then
+ * an intact one that the sealed end (a header with a valid checksum)
+ * cuts. The census of the damaged end of the sealed log counted that
+ * record whole, as intact, so the store was not one where nothing
+ * verifies and a writable open took it; that open zeroed what follows
+ * the log, the record's end with it, and after its clean close every
+ * open refused the store. Records of the sealed log are read no further
+ * than the sealed end there too: every open refuses from the start, and
+ * changes nothing. */
+static void test_refused_after_clean_close(void **state) {
+  char path[512];
+  mapkv_options o;
+  mapkv_t *db = NULL;
+  uint8_t *img, *after;
+  size_t n, n2;
+  (void)state;
+  tu_path(path, sizeof path, "fz-refused");
+
+  db = open_store(path, MAPKV_CREATE);
+  assert_int_equal(mapkv_put(db, "a", 1, "1", 1), 0); /* 4096 */
+  assert_int_equal(mapkv_put(db, "b", 1, "2", 1), 0); /* 4128 */
+  assert_int_equal(mapkv_put(db, "c", 1, "3", 1), 0); /* 4160 to 4192 */
+  assert_int_equal(mapkv_close(db), 0);
+  img = tu_slurp(path, &n);
+  img[4096 + MAPKV__REC_HEAD + 1] ^= 1;
+  img[4128 + MAPKV__REC_HEAD + 1] ^= 1;
+  set_ends(img, n, 4170); /* inside c */
+  put_file(path, img, n);
+
+  for (int ro = 0; ro < 2; ro++) {
+    mapkv_options_init(&o);
+    o.flags = ro ? MAPKV_RDONLY : 0;
+    db = NULL;
+    assert_int_equal(mapkv_open(path, &o, &db), MAPKV_ECORRUPT);
+    assert_null(db);
+    after = tu_slurp(path, &n2);
+    assert_int_equal(n2, n);
+    assert_memory_equal(after, img, n);
+    free(after);
+  }
+  db = open_store(path, MAPKV_RDONLY | MAPKV_VERIFY);
+  assert_int_equal(mapkv_verify(db, NULL, NULL, NULL), MAPKV_ECORRUPT);
+  assert_int_equal(mapkv_close(db), 0);
+  free(img);
+  unlink(path);
+}
+
+/* fuzz_open/regress-foreign-header-sealed-inside-record: a header of
+ * another store whose sealed end lies inside the first record of this
+ * log. With records of the sealed log read no further than the sealed
+ * end (above), that record counted as nothing, one sound record was left
+ * failing its checksum, the store was not refused, and a writable open
+ * would have zeroed the log. A sound record the sealed end cuts counts
+ * with those that fail. */
+static void test_foreign_header_sealed_inside_record(void **state) {
+  char path[512], other[512];
+  mapkv_options o;
+  mapkv_t *db = NULL;
+  uint8_t *img, *hdr, *after;
+  size_t n, hn, n2;
+  (void)state;
+  tu_path(path, sizeof path, "fz-foreign");
+  tu_path(other, sizeof other, "fz-foreign-other");
+
+  db = open_store(path, MAPKV_CREATE);
+  assert_int_equal(mapkv_put(db, "a", 1, "1", 1), 0);  /* 4096 */
+  assert_int_equal(mapkv_put(db, "bb", 2, "2", 1), 0); /* 4128 */
+  assert_int_equal(mapkv_close(db), 0);
+  db = open_store(other, MAPKV_CREATE);
+  assert_int_equal(mapkv_put(db, "o", 1, "other", 5), 0);
+  assert_int_equal(mapkv_close(db), 0);
+  img = tu_slurp(path, &n);
+  hdr = tu_slurp(other, &hn);
+  memcpy(img, hdr, MAPKV__HDR_PAGE); /* the other store's header */
+  set_ends(img, n, 4103);            /* inside a's record */
+  put_file(path, img, n);
+
+  for (int ro = 0; ro < 2; ro++) {
+    mapkv_options_init(&o);
+    o.flags = ro ? MAPKV_RDONLY : 0;
+    db = NULL;
+    assert_int_equal(mapkv_open(path, &o, &db), MAPKV_ECORRUPT);
+    after = tu_slurp(path, &n2);
+    assert_int_equal(n2, n);
+    assert_memory_equal(after, img, n);
+    free(after);
+  }
+  free(img);
+  free(hdr);
+  unlink(path);
+  unlink(other);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_sealed_end_inside_record),
@@ -551,6 +644,8 @@ int main(void) {
       cmocka_unit_test(test_intact_record_past_sealed_end),
       cmocka_unit_test(test_record_across_sealed_end),
       cmocka_unit_test(test_walk_across_sealed_end),
+      cmocka_unit_test(test_refused_after_clean_close),
+      cmocka_unit_test(test_foreign_header_sealed_inside_record),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -201,7 +201,7 @@ int mapkv__recover(mapkv__log *lg, mapkv__keymap *km, uint64_t expected_keys,
   /* Damage at the end of the sealed log is not a tail. */
   end = res.end;
   if (b.sealed > end) {
-    mapkv__census(lg, end, b.sealed, 0, NULL, NULL, &end_damage);
+    mapkv__census(lg, end, b.sealed, 1, NULL, NULL, &end_damage);
     end = b.sealed;
   }
   if (res.nonzero_end > end)

@@ -258,8 +258,15 @@ void mapkv__census(const mapkv__log *lg, uint64_t from, uint64_t to,
     mapkv__rec r;
     /* Leniently (a damaged span of the log), a record is read no further
      * than the span: past it lie other records, or what follows the log,
-     * which a writer zeroes and writes over. */
+     * which a writer zeroes and writes over. One sound in structure that
+     * the span cuts counts with those that fail their checksums: it can
+     * be neither stepped over nor confirmed. */
     int d = mapkv__log_decode(lg, pos, (lenient ? to : lg->cap) - pos, 0, &r);
+    if (d == MAPKV__REC_SHORT && lenient &&
+        mapkv__log_decode(lg, pos, lg->cap - pos, 0, &r) == MAPKV__REC_OK) {
+      res->records++;
+      res->bad++;
+    }
     if (d != MAPKV__REC_OK) {
       if (lenient && boundary && fn != NULL && d != MAPKV__REC_END &&
           mapkv__rec_decode_lenient(lg->base + pos, to - pos, lg->rec_head,
