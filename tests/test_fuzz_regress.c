@@ -389,6 +389,57 @@ static void test_split_damage_spans(void **state) {
   unlink(path);
 }
 
+/* fuzz_open/regress-intact-records-outside-batches: after the sealed end,
+ * records outside any batch, three intact and two failing their
+ * checksums. No batch verifies, so every open but a salvage one refuses
+ * the store ("nothing verifies"), and changes nothing; but verify of the
+ * salvage open found nothing to report (the tail rule alone does not call
+ * it suspect: more records pass than fail). It reports the records that
+ * fail now. */
+static void test_intact_records_outside_batches(void **state) {
+  char path[512];
+  mapkv_options o;
+  mapkv_t *db;
+  uint8_t *img, *after;
+  uint64_t fid, at = MAPKV__HDR_PAGE, nd = 0;
+  size_t n, n2;
+  (void)state;
+  tu_path(path, sizeof path, "fz-outside");
+
+  db = open_store(path, MAPKV_CREATE);
+  assert_int_equal(mapkv_put(db, "a", 1, "1", 1), 0);
+  assert_int_equal(mapkv_close(db), 0);
+  img = tu_slurp(path, &n);
+  set_ends(img, n, MAPKV__HDR_PAGE); /* nothing sealed */
+  fid = mapkv__get_le(img + 24, 8);
+  for (int i = 0; i < 5; i++) {
+    char k = (char)('a' + i);
+    uint64_t size = mapkv__rec_encode(img + at, MAPKV__T_PUT, 0,
+                                      (uint64_t)i + 1, 0, &k, 1, "v", 1, fid);
+    if (i >= 3)
+      img[at + size - 1] ^= 1; /* its checksum */
+    at += size;
+  }
+  put_file(path, img, n);
+
+  for (int ro = 0; ro < 2; ro++) {
+    mapkv_options_init(&o);
+    o.flags = ro ? MAPKV_RDONLY : 0;
+    db = NULL;
+    assert_int_equal(mapkv_open(path, &o, &db), MAPKV_ECORRUPT);
+    after = tu_slurp(path, &n2);
+    assert_int_equal(n2, n);
+    assert_memory_equal(after, img, n);
+    free(after);
+  }
+  db = open_store(path, MAPKV_RDONLY | MAPKV_VERIFY);
+  assert_int_equal(mapkv_verify(db, NULL, NULL, &nd), MAPKV_ECORRUPT);
+  assert_int_equal(nd, 1);
+  assert_int_equal(mapkv_close(db), 0);
+  free(img);
+  unlink(path);
+}
+
 /* fuzz_open/regress-intact-record-past-sealed-end: an intact record
  * whose value runs past the sealed end (a header with a valid checksum
  * ending the log inside it), with another intact record inside its
@@ -641,6 +692,7 @@ int main(void) {
       cmocka_unit_test(test_del_with_value),
       cmocka_unit_test(test_damaged_keys_counted_once),
       cmocka_unit_test(test_split_damage_spans),
+      cmocka_unit_test(test_intact_records_outside_batches),
       cmocka_unit_test(test_intact_record_past_sealed_end),
       cmocka_unit_test(test_record_across_sealed_end),
       cmocka_unit_test(test_walk_across_sealed_end),
