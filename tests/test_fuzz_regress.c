@@ -683,6 +683,54 @@ static void test_foreign_header_sealed_inside_record(void **state) {
   unlink(other);
 }
 
+/* fuzz_open/regress-cut-header-past-sealed-end.mkv: a damaged record, then
+ * one whose fixed fields the sealed end (a header with a valid checksum)
+ * cuts, with a prev past the sealed end that no record may have. Whether
+ * a record the sealed end cuts counts with those that fail was decided by
+ * its fields past the sealed end: this one did not, one record failed,
+ * and a writable open took the store. That open zeroed what follows the
+ * log, prev with it, and after its clean close the record was sound,
+ * two records failed, and every open refused the store. Only what lies
+ * of the record below the sealed end is judged now: every open refuses
+ * from the start, and changes nothing. */
+static void test_cut_header_past_sealed_end(void **state) {
+  char path[512];
+  mapkv_options o;
+  mapkv_t *db = NULL;
+  uint8_t *img, *after;
+  size_t n, n2;
+  (void)state;
+  tu_path(path, sizeof path, "fz-cut-header");
+
+  db = open_store(path, MAPKV_CREATE);
+  assert_int_equal(mapkv_put(db, "a", 1, "1", 1), 0); /* 4096 */
+  assert_int_equal(mapkv_put(db, "b", 1, "2", 1), 0); /* 4128 */
+  assert_int_equal(mapkv_close(db), 0);
+  img = tu_slurp(path, &n);
+  assert_int_equal(mapkv__get_le(img + 4128 + MAPKV__R_SEQ, 6), 2);
+  img[4096 + MAPKV__REC_HEAD + 1] ^= 1;      /* a fails its checksum */
+  img[4128 + MAPKV__R_PREV] = 1;             /* no record may have prev 1 */
+  set_ends(img, n, 4128 + MAPKV__R_SEQ + 1); /* after b's first seq byte */
+  put_file(path, img, n);
+
+  for (int ro = 0; ro < 2; ro++) {
+    mapkv_options_init(&o);
+    o.flags = ro ? MAPKV_RDONLY : 0;
+    db = NULL;
+    assert_int_equal(mapkv_open(path, &o, &db), MAPKV_ECORRUPT);
+    assert_null(db);
+    after = tu_slurp(path, &n2);
+    assert_int_equal(n2, n);
+    assert_memory_equal(after, img, n);
+    free(after);
+  }
+  db = open_store(path, MAPKV_RDONLY | MAPKV_VERIFY);
+  assert_int_equal(mapkv_verify(db, NULL, NULL, NULL), MAPKV_ECORRUPT);
+  assert_int_equal(mapkv_close(db), 0);
+  free(img);
+  unlink(path);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_sealed_end_inside_record),
@@ -698,6 +746,7 @@ int main(void) {
       cmocka_unit_test(test_walk_across_sealed_end),
       cmocka_unit_test(test_refused_after_clean_close),
       cmocka_unit_test(test_foreign_header_sealed_inside_record),
+      cmocka_unit_test(test_cut_header_past_sealed_end),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

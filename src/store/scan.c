@@ -260,10 +260,11 @@ void mapkv__census(const mapkv__log *lg, uint64_t from, uint64_t to,
      * than the span: past it lie other records, or what follows the log,
      * which a writer zeroes and writes over. One sound in structure that
      * the span cuts counts with those that fail their checksums: it can
-     * be neither stepped over nor confirmed. */
+     * be neither stepped over nor confirmed. Sound as far as the span
+     * shows it: its fields past the span may be zeroed by a writer too. */
     int d = mapkv__log_decode(lg, pos, (lenient ? to : lg->cap) - pos, 0, &r);
     if (d == MAPKV__REC_SHORT && lenient &&
-        mapkv__log_decode(lg, pos, lg->cap - pos, 0, &r) == MAPKV__REC_OK) {
+        mapkv__rec_cut_sound(lg->base + pos, to - pos, lg->rec_head)) {
       res->records++;
       res->bad++;
     }
