@@ -731,6 +731,75 @@ static void test_cut_header_past_sealed_end(void **state) {
   unlink(path);
 }
 
+/* fuzz_open/regress-record-completed-past-sealed-end: a record whose value
+ * length was grown (checksum fixed up) over the next record and one byte
+ * past the sealed end, that byte the last of its checksum. Below the
+ * sealed end it is read no further than it, and is damage; but a writer
+ * appends there, and once the clean close had sealed the log past it,
+ * the record was read whole: the first byte of the new record completed
+ * its checksum (a marker byte, 1 in 256 for a checksum fixed up), it was
+ * accepted, and the new record it covered was lost. A record that the
+ * sealed end cuts keeps the sealed end where it is, as damage a crash
+ * may have left does: every later open reads the log as the first. */
+static void test_record_completed_past_sealed_end(void **state) {
+  char path[512];
+  mapkv_t *db;
+  uint8_t *img, val[33], v[64];
+  size_t n, vl;
+  uint64_t fid, seq;
+  (void)state;
+  tu_path(path, sizeof path, "fz-completed");
+
+  /* a at 4096, b at 4128 (31 bytes), c at 4159 to 4191 */
+  db = open_store(path, MAPKV_CREATE);
+  assert_int_equal(mapkv_put(db, "a", 1, "1", 1), 0);
+  assert_int_equal(mapkv_put(db, "b", 1, "", 0), 0);
+  assert_int_equal(mapkv_put(db, "c", 1, "3", 1), 0);
+  assert_int_equal(figures(db).data_end, 4191);
+  assert_int_equal(mapkv_close(db), 0);
+  img = tu_slurp(path, &n);
+  fid = mapkv__get_le(img + 24, 8);
+  /* b grows to 64 bytes (to 4192), its checksum's last byte a marker's */
+  memcpy(val, img + 4128 + MAPKV__REC_HEAD + 1, sizeof val);
+  for (seq = 2;; seq++) {
+    mapkv__rec_encode(img + 4128, MAPKV__T_PUT, MAPKV__F_FIRST | MAPKV__F_LAST,
+                      seq, 0, "b", 1, val, sizeof val, fid);
+    if (img[4191] == MAPKV__MARK0)
+      break;
+  }
+  put_file(path, img, n);
+
+  /* read-only; writable, a put; twice more, a put and its clean close */
+  for (int pass = 0; pass < 4; pass++) {
+    mapkv_cursor_t *c;
+    const void *k;
+    size_t kl, keys = 0;
+    db = open_store(path, pass == 0 ? MAPKV_RDONLY : 0);
+    figures(db);
+    assert_int_equal(mapkv_get(db, "a", 1, v, sizeof v, &vl), 0);
+    /* b's only record runs past its span (no entry): missing */
+    assert_int_equal(mapkv_get(db, "b", 1, v, sizeof v, &vl), MAPKV_NOTFOUND);
+    assert_int_equal(mapkv_get(db, "c", 1, v, sizeof v, &vl), MAPKV_ECORRUPT);
+    assert_int_equal(mapkv_get(db, "x", 1, v, sizeof v, &vl),
+                     pass < 2 ? MAPKV_NOTFOUND : 0);
+    assert_int_equal(mapkv_get(db, "y", 1, v, sizeof v, &vl),
+                     pass < 3 ? MAPKV_NOTFOUND : 0);
+    /* a cursor returns what reads back */
+    assert_int_equal(mapkv_cursor_open(db, NULL, 0, &c), 0);
+    while (mapkv_cursor_next(c, &k, &kl, NULL, NULL) == 0)
+      keys++;
+    mapkv_cursor_close(c);
+    assert_int_equal(keys, pass < 2 ? 1 : pass < 3 ? 2 : 3);
+    if (pass == 1)
+      assert_int_equal(mapkv_put(db, "x", 1, "new", 3), 0);
+    if (pass == 2)
+      assert_int_equal(mapkv_put(db, "y", 1, "newer", 5), 0);
+    assert_int_equal(mapkv_close(db), 0);
+  }
+  free(img);
+  unlink(path);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_sealed_end_inside_record),
@@ -747,6 +816,7 @@ int main(void) {
       cmocka_unit_test(test_refused_after_clean_close),
       cmocka_unit_test(test_foreign_header_sealed_inside_record),
       cmocka_unit_test(test_cut_header_past_sealed_end),
+      cmocka_unit_test(test_record_completed_past_sealed_end),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,7 +27,7 @@ typedef struct rebuild {
   /* The header's sealed end (FORMAT.md): damage below it is damage, not a
    * write a crash lost. */
   uint64_t sealed;
-  uint64_t lost;     /* the first damage above it, or 0 */
+  uint64_t lost;     /* the first damage above it (or it, crossed), or 0 */
   uint64_t span_end; /* the end of the damaged span being marked */
   uint64_t bad;      /* records in damaged spans that fail their checksum */
   int rc;
@@ -157,6 +157,12 @@ static int on_damage(void *ctx, uint64_t off, uint64_t len, const char *what) {
   b->span_end = off + len;
   mapkv__census(b->lg, off, off + len, off < b->sealed, mark_lost, b, &c);
   b->bad += c.bad;
+  /* A record the sealed end cuts would be read whole once the log is
+   * sealed past it, completed by what a writer appends there: the sealed
+   * end stays where it is, as for damage a crash may have left, so that
+   * every later open (and every walk) reads the log as this one. */
+  if (c.cut > 0 && off + len == b->sealed && b->lost == 0)
+    b->lost = b->sealed;
   return b->rc;
 }
 

@@ -267,6 +267,7 @@ void mapkv__census(const mapkv__log *lg, uint64_t from, uint64_t to,
         mapkv__rec_cut_sound(lg->base + pos, to - pos, lg->rec_head)) {
       res->records++;
       res->bad++;
+      res->cut++;
     }
     if (d != MAPKV__REC_OK) {
       if (lenient && boundary && fn != NULL && d != MAPKV__REC_END &&

@@ -121,9 +121,11 @@ int mapkv__walk_next(const mapkv__log *lg, mapkv__walk *w, uint64_t *at,
 
 /* What a census of a span found: records that decode by structure, and
  * how many of them pass their checksum, fail it with the mark of a write
- * that did not reach the disk whole (torn), or fail it otherwise (bad). */
+ * that did not reach the disk whole (torn), or fail it otherwise (bad);
+ * leniently, also the records the span's end cuts that are sound as far
+ * as the span shows them (cut: counted in records and bad too). */
 typedef struct mapkv__census_res {
-  uint64_t records, intact, torn, bad;
+  uint64_t records, intact, torn, bad, cut;
 } mapkv__census_res;
 
 /* Called for each record of a census (decoded by structure; its checksum
