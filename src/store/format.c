@@ -250,6 +250,40 @@ int mapkv__rec_decode_lenient(const uint8_t *p, uint64_t avail, unsigned head,
   return 0;
 }
 
+int mapkv__rec_cut_sound(const uint8_t *p, uint64_t avail, unsigned head) {
+  uint8_t type, flags;
+  if (avail < 2 || p[0] != MAPKV__MARK0 || p[1] != MAPKV__MARK1)
+    return 0;
+  if (avail <= MAPKV__R_TYPE)
+    return 1;
+  type = p[MAPKV__R_TYPE];
+  if (type < MAPKV__T_PUT || type > MAPKV__T_COMMIT)
+    return 0;
+  if (avail <= MAPKV__R_FLAGS)
+    return 1;
+  flags = p[MAPKV__R_FLAGS];
+  if ((flags & ~(MAPKV__F_FIRST | MAPKV__F_LAST)) != 0)
+    return 0;
+  if (avail >= MAPKV__R_KLEN + 2 && type == MAPKV__T_COMMIT &&
+      mapkv__rec_klen_at(p) != 0)
+    return 0;
+  if (avail >= MAPKV__R_VLEN + 4) {
+    uint32_t vlen = mapkv__rec_vlen_at(p);
+    if (vlen > MAPKV_VALUE_MAX || (type == MAPKV__T_DEL && vlen != 0) ||
+        (type == MAPKV__T_COMMIT && vlen != 8))
+      return 0;
+  }
+  if (avail >= MAPKV__R_SEQ + 6 && mapkv__rec_seq_at(p) == 0)
+    return 0;
+  if (head > MAPKV__R_PREV && avail >= MAPKV__R_PREV + 6) {
+    uint64_t prev = mapkv__get_le(p + MAPKV__R_PREV, 6);
+    if ((prev != 0 && prev < MAPKV__HDR_PAGE) ||
+        (type == MAPKV__T_COMMIT && prev != 0))
+      return 0;
+  }
+  return 1;
+}
+
 int mapkv__rec_checksum_ok(const uint8_t *p, const mapkv__rec *r,
                            uint64_t file_id) {
   uint64_t n = r->size - MAPKV__REC_TAIL;

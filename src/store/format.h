@@ -122,6 +122,14 @@ int mapkv__rec_decode_v1(const uint8_t *p, uint64_t avail, uint64_t file_id,
 int mapkv__rec_decode_lenient(const uint8_t *p, uint64_t avail, unsigned head,
                               mapkv__rec *r);
 
+/* Whether what lies of a record's fixed fields in the avail bytes at p
+ * (head bytes of them in all) is what a record sound in structure has:
+ * its marker, and the type, flags, lengths, sequence number and prev it
+ * needs, each judged only if it lies wholly within avail; its lengths are
+ * not held against avail. For a record that the end of what may be read
+ * cuts: the answer depends on no byte past it. */
+int mapkv__rec_cut_sound(const uint8_t *p, uint64_t avail, unsigned head);
+
 /* The bytes before the key of a record of format `version`. */
 static inline unsigned mapkv__rec_head(uint32_t version) {
   return version == 1 ? MAPKV__REC_HEAD_V1 : MAPKV__REC_HEAD;

@@ -90,6 +90,26 @@ int mapkv_verify(mapkv_t *db, mapkv_damage_fn report, void *ctx,
         first = from;
     }
   }
+  if (rc == 0 && res.records == 0 && v.spans == 0) {
+    /* Nothing verifies (no batch accepted) while sound records fail their
+     * checksums: what makes every open but a salvage one refuse the store
+     * (mapkv__recover()), counted the same way. */
+    uint64_t s = db->log.hdr.sealed_end < db->log.cap ? db->log.hdr.sealed_end
+                                                      : db->log.cap;
+    mapkv__census_res sealed_part;
+    memset(&tail, 0, sizeof tail);
+    mapkv__census(&db->log, MAPKV__HDR_PAGE, s, 1, NULL, NULL, &sealed_part);
+    if (res.nonzero_end > s)
+      mapkv__census(&db->log, s, res.nonzero_end, 0, NULL, NULL, &tail);
+    if (sealed_part.bad + tail.bad >= 2) {
+      verify_damage(&v, MAPKV__HDR_PAGE, res.nonzero_end - MAPKV__HDR_PAGE,
+                    "records fail their checksums and none is in an "
+                    "accepted batch (a header of another store or "
+                    "generation?)");
+      if (first == 0)
+        first = MAPKV__HDR_PAGE;
+    }
+  }
   if (rc == 0 && db->rec.truncated_bytes > 0) {
     verify_damage(&v, db->log.cap, db->rec.truncated_bytes,
                   "the file ends before the data its header records "

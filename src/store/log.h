@@ -39,8 +39,9 @@ typedef struct mapkv__log {
   unsigned rec_head; /* bytes before a record's key (format version) */
   /* What the header's sealed end says (FORMAT.md): the log below it is
    * known durable and checked. `lost` is the offset of the first damage a
-   * crash may have caused (a write that never reached the disk), which
-   * stays unsealed so that every later open sees it as the first did. */
+   * crash may have caused (a write that never reached the disk), or the
+   * header's sealed end when a record crosses it, which stays unsealed so
+   * that every later open sees it as the first did. */
   uint64_t sealed, lost;
   /* This open created the file (and holds its lock): a failure before the
    * open completes removes it again (mapkv__log_unmake()). */
@@ -164,8 +165,9 @@ int mapkv__log_reserve_room(const mapkv__log *lg, uint64_t need,
 int mapkv__log_resize(mapkv__log *lg, uint64_t newcap);
 
 /* Recovery found where the log ends: end (the next record goes there), the
- * last sequence number, and what the next header seals (the end, or the
- * first damage a crash may have left: lost, 0 if none). A writer zeroes
+ * last sequence number, and what the next header seals (the end, or
+ * lost, 0 if none: the first damage a crash may have left, or the sealed
+ * end a record crosses). A writer zeroes
  * [end, nonzero_end) (a dropped tail) and makes [0, max(end, nonzero_end))
  * durable, so that the header it writes next can seal it. */
 int mapkv__log_recovered(mapkv__log *lg, uint64_t end, uint64_t seq,

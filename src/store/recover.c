@@ -27,7 +27,7 @@ typedef struct rebuild {
   /* The header's sealed end (FORMAT.md): damage below it is damage, not a
    * write a crash lost. */
   uint64_t sealed;
-  uint64_t lost;     /* the first damage above it, or 0 */
+  uint64_t lost;     /* the first damage above it (or it, crossed), or 0 */
   uint64_t span_end; /* the end of the damaged span being marked */
   uint64_t bad;      /* records in damaged spans that fail their checksum */
   int rc;
@@ -88,15 +88,21 @@ static void mark_lost(void *ctx, uint64_t off, const mapkv__rec *r) {
   mapkv__log *lg = b->lg;
   mapkv__keymap *km = b->km;
   mapkv__probe p;
-  mapkv__rec pr;
+  mapkv__rec pr, sr;
   uint64_t hash = 0, target = 0;
-  int damaged = 0, intact;
+  int damaged = 0, intact, sound;
   if (b->rc != 0 || off >= b->sealed ||
       (r->type == MAPKV__T_COMMIT && r->klen == 0 && r->prev == 0))
     return;
-  intact = r->size > 0 &&
-           (r->type == MAPKV__T_PUT || r->type == MAPKV__T_DEL) &&
-           lg->base[off] == MAPKV__MARK0 && lg->base[off + 1] == MAPKV__MARK1 &&
+  /* Sound in structure inside its damaged span (as the census reads it:
+   * one read leniently is not, even if its checksum holds, e.g. a DEL with
+   * a value), and intact. A record that runs past its span (its lengths,
+   * or the sealed end, are damaged) is neither, and gets no entry: the
+   * bytes past the span belong to other records, or lie after the log,
+   * where new records will go. */
+  sound =
+      mapkv__log_decode(lg, off, b->span_end - off, 0, &sr) == MAPKV__REC_OK;
+  intact = sound && (r->type == MAPKV__T_PUT || r->type == MAPKV__T_DEL) &&
            mapkv__rec_checksum_ok(lg->base + off, r, lg->hdr.file_id);
   if (!intact && r->prev >= MAPKV__HDR_PAGE && r->prev < off &&
       mapkv__log_decode(lg, r->prev, lg->cap - r->prev, 1, &pr) ==
@@ -104,21 +110,27 @@ static void mark_lost(void *ctx, uint64_t off, const mapkv__rec *r) {
       pr.type != MAPKV__T_COMMIT &&
       mapkv__index_has(&km->ix, mapkv__index_hash(pr.key, pr.klen), r->prev))
     target = r->prev;
+  if (target != 0 && r->key != NULL &&
+      (pr.klen != r->klen || memcmp(pr.key, r->key, r->klen) != 0)) {
+    /* prev names another key than the key bytes: one of the two was hit,
+     * and which cannot be told. The key the bytes name, if it has an
+     * entry, is marked too (else a hit prev naming another key's record
+     * would leave this key's older value readable). */
+    uint64_t also = mapkv__keymap_find(
+        km, r->key, r->klen, mapkv__index_hash(r->key, r->klen), &p, &damaged);
+    if (also != 0 && also != target &&
+        (b->rc = mapkv__keymap_mark(km, also)) != 0)
+      return;
+  }
   if (target == 0 && r->key != NULL) {
     hash = mapkv__index_hash(r->key, r->klen);
     target = mapkv__keymap_find(km, r->key, r->klen, hash, &p, &damaged);
   }
   if (target == 0) {
-    mapkv__rec sr;
     /* A key's first record. Damaged, its key bytes may be what was hit,
      * but are far more likely intact (values are the larger part): only a
-     * record sound in structure is taken at its word. One that runs past
-     * its damaged span (its lengths, or the sealed end, are damaged) gets
-     * no entry: the bytes past the span belong to other records, or lie
-     * after the log, where new records will go. */
-    if (r->key == NULL || off + r->size > b->span_end ||
-        (!intact &&
-         mapkv__log_decode(lg, off, lg->cap - off, 0, &sr) != MAPKV__REC_OK))
+     * record sound in structure is taken at its word. */
+    if (r->key == NULL || !sound)
       return;
     /* A new key of the lost batch answers MAPKV_ECORRUPT too; a damaged
      * record counts for no live bytes (its lengths are untrusted). */
@@ -145,6 +157,12 @@ static int on_damage(void *ctx, uint64_t off, uint64_t len, const char *what) {
   b->span_end = off + len;
   mapkv__census(b->lg, off, off + len, off < b->sealed, mark_lost, b, &c);
   b->bad += c.bad;
+  /* A record the sealed end cuts would be read whole once the log is
+   * sealed past it, completed by what a writer appends there: the sealed
+   * end stays where it is, as for damage a crash may have left, so that
+   * every later open (and every walk) reads the log as this one. */
+  if (c.cut > 0 && off + len == b->sealed && b->lost == 0)
+    b->lost = b->sealed;
   return b->rc;
 }
 
@@ -189,7 +207,7 @@ int mapkv__recover(mapkv__log *lg, mapkv__keymap *km, uint64_t expected_keys,
   /* Damage at the end of the sealed log is not a tail. */
   end = res.end;
   if (b.sealed > end) {
-    mapkv__census(lg, end, b.sealed, 0, NULL, NULL, &end_damage);
+    mapkv__census(lg, end, b.sealed, 1, NULL, NULL, &end_damage);
     end = b.sealed;
   }
   if (res.nonzero_end > end)

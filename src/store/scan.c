@@ -77,8 +77,10 @@ int mapkv__rules_take(mapkv__rules *st, const mapkv__rec *r, int *abandoned,
 typedef struct scanner {
   const mapkv__log *lg;
   const uint8_t *base;
-  uint64_t limit; /* readable bytes: records are decoded against this */
-  uint64_t stop;  /* no record starts at or after this offset */
+  uint64_t limit;  /* readable bytes: records are decoded against this */
+  uint64_t sealed; /* ... those that start before the header's sealed end,
+                      against it */
+  uint64_t stop;   /* no record starts at or after this offset */
   const mapkv__scan_cb *cb;
   mapkv__scan_res *res;
   uint64_t *offs; /* records of the pending batch */
@@ -112,6 +114,16 @@ static int push(scanner *s, uint64_t off) {
 static int damage(scanner *s, uint64_t from, uint64_t to, const char *what) {
   if (to <= from)
     return 0;
+  /* Damage right after damage is one span (with the first reason): the
+   * same damaged bytes are one span whether or not a batch follows them
+   * (recovery reports damage at the end of the sealed log as one), and
+   * what recovery makes of them does not depend on where a batch start
+   * that never ended cut them. */
+  if (s->nopen > 0 &&
+      s->open[s->nopen - 1].off + s->open[s->nopen - 1].len == from) {
+    s->open[s->nopen - 1].len = to - s->open[s->nopen - 1].off;
+    return 0;
+  }
   if (s->nopen == s->capopen) {
     size_t cap = s->capopen ? s->capopen * 2 : 8;
     struct span *p = realloc(s->open, cap * sizeof *p);
@@ -135,13 +147,21 @@ uint64_t mapkv__next_marker(const mapkv__log *lg, uint64_t from, uint64_t end) {
   return (uint64_t)at;
 }
 
+/* The bytes a record at pos may span. One that starts below the sealed
+ * end ends by it: the log below it was checked and made durable as it
+ * is, while what follows may be zeroed and written over by a writer, so
+ * that a record reaching past it would read otherwise at the next open. */
+static uint64_t avail_at(const scanner *s, uint64_t pos) {
+  return pos < s->sealed ? s->sealed - pos : s->limit - pos;
+}
+
 /* The next offset in (from, stop) where an intact FIRST record newer than
  * every accepted batch starts, or 0. */
 static uint64_t resync(scanner *s, uint64_t from) {
   mapkv__rec r;
   for (uint64_t at = mapkv__next_marker(s->lg, from, s->stop); at < s->stop;
        at = mapkv__next_marker(s->lg, at, s->stop))
-    if (mapkv__log_decode(s->lg, at, s->limit - at, 1, &r) == MAPKV__REC_OK &&
+    if (mapkv__log_decode(s->lg, at, avail_at(s, at), 1, &r) == MAPKV__REC_OK &&
         (r.flags & MAPKV__F_FIRST) && r.seq > s->res->last_seq)
       return at;
   return 0;
@@ -189,11 +209,19 @@ static int accept(scanner *s, uint64_t end, uint64_t seq) {
   return 0;
 }
 
+/* The bytes a record at pos (before end) may span in a walk: as in the
+ * scan, one that starts below the sealed end (lg->sealed, where recovery
+ * took the header's: see mapkv__recover()) ends by it. */
+static uint64_t walk_avail(const mapkv__log *lg, uint64_t pos, uint64_t end) {
+  return pos < lg->sealed && lg->sealed < end ? lg->sealed - pos : end - pos;
+}
+
 uint64_t mapkv__skip_damage(const mapkv__log *lg, uint64_t from, uint64_t end) {
   mapkv__rec r;
   for (uint64_t at = mapkv__next_marker(lg, from, end); at < end;
        at = mapkv__next_marker(lg, at, end))
-    if (mapkv__log_decode(lg, at, end - at, 1, &r) == MAPKV__REC_OK)
+    if (mapkv__log_decode(lg, at, walk_avail(lg, at, end), 1, &r) ==
+        MAPKV__REC_OK)
       return at;
   return end;
 }
@@ -228,10 +256,22 @@ void mapkv__census(const mapkv__log *lg, uint64_t from, uint64_t to,
   memset(res, 0, sizeof *res);
   while (pos < to) {
     mapkv__rec r;
-    int d = mapkv__log_decode(lg, pos, lg->cap - pos, 0, &r);
+    /* Leniently (a damaged span of the log), a record is read no further
+     * than the span: past it lie other records, or what follows the log,
+     * which a writer zeroes and writes over. One sound in structure that
+     * the span cuts counts with those that fail their checksums: it can
+     * be neither stepped over nor confirmed. Sound as far as the span
+     * shows it: its fields past the span may be zeroed by a writer too. */
+    int d = mapkv__log_decode(lg, pos, (lenient ? to : lg->cap) - pos, 0, &r);
+    if (d == MAPKV__REC_SHORT && lenient &&
+        mapkv__rec_cut_sound(lg->base + pos, to - pos, lg->rec_head)) {
+      res->records++;
+      res->bad++;
+      res->cut++;
+    }
     if (d != MAPKV__REC_OK) {
       if (lenient && boundary && fn != NULL && d != MAPKV__REC_END &&
-          mapkv__rec_decode_lenient(lg->base + pos, lg->cap - pos, lg->rec_head,
+          mapkv__rec_decode_lenient(lg->base + pos, to - pos, lg->rec_head,
                                     &r) == 0)
         fn(ctx, pos, &r);
       boundary = 0;
@@ -261,7 +301,7 @@ int mapkv__walk_next(const mapkv__log *lg, mapkv__walk *w, uint64_t *at,
   while (w->pos < w->end) {
     uint64_t pos = w->pos;
     const char *why;
-    int d = mapkv__log_decode(lg, pos, w->end - pos, 0, r);
+    int d = mapkv__log_decode(lg, pos, walk_avail(lg, pos, w->end), 0, r);
     if (d == MAPKV__REC_OK &&
         !mapkv__rec_checksum_ok(lg->base + pos, r, lg->hdr.file_id)) {
       if (w->damaged != NULL)
@@ -315,6 +355,7 @@ int mapkv__scan(const mapkv__log *lg, uint64_t limit, const mapkv__scan_cb *cb,
    * starts with its marker): the walk and the forward searches stop there.
    * A record may still end after it, since its last bytes can be zero. */
   s.limit = limit;
+  s.sealed = lg->hdr.sealed_end < limit ? lg->hdr.sealed_end : limit;
   s.stop = nonzero_end(lg->base, MAPKV__HDR_PAGE, limit);
   res->nonzero_end = s.stop;
 
@@ -325,7 +366,7 @@ int mapkv__scan(const mapkv__log *lg, uint64_t limit, const mapkv__scan_cb *cb,
     if (pos + PREFETCH_AHEAD + PREFETCH_SPAN < s.limit)
       for (unsigned b = 0; b < PREFETCH_SPAN; b += 64)
         __builtin_prefetch(s.base + pos + PREFETCH_AHEAD + b);
-    d = mapkv__log_decode(lg, pos, s.limit - pos, 1, &r);
+    d = mapkv__log_decode(lg, pos, avail_at(&s, pos), 1, &r);
     if (d != MAPKV__REC_OK) {
       what = rec_problem(d);
       mapkv__rules_reset(&s.rules);

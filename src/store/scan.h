@@ -121,9 +121,11 @@ int mapkv__walk_next(const mapkv__log *lg, mapkv__walk *w, uint64_t *at,
 
 /* What a census of a span found: records that decode by structure, and
  * how many of them pass their checksum, fail it with the mark of a write
- * that did not reach the disk whole (torn), or fail it otherwise (bad). */
+ * that did not reach the disk whole (torn), or fail it otherwise (bad);
+ * leniently, also the records the span's end cuts that are sound as far
+ * as the span shows them (cut: counted in records and bad too). */
 typedef struct mapkv__census_res {
-  uint64_t records, intact, torn, bad;
+  uint64_t records, intact, torn, bad, cut;
 } mapkv__census_res;
 
 /* Called for each record of a census (decoded by structure; its checksum
@@ -133,7 +135,8 @@ typedef void (*mapkv__census_fn)(void *ctx, uint64_t off, const mapkv__rec *r);
 /* Walks [from, to) by structure alone, stepping over what does not decode
  * by a forward search for the next marker, and counts what it finds;
  * fn (may be NULL) sees every record. Only an intact record's length is
- * stepped by. With lenient, fn also sees what stands where a record must
+ * stepped by. With lenient (a span of the sealed log), records are read
+ * no further than `to`, and fn also sees what stands where a record must
  * start (from, and after an intact record) but does not decode, read by
  * mapkv__rec_decode_lenient() (from is then a record boundary). For
  * damaged spans and tails: nothing here is trusted beyond its bounds. */

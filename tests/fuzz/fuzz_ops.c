@@ -40,6 +40,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* MAPKV_FUZZ_VERBOSE=1: what the crash and truncation operations do. */
+static int verbose = -1;
+
 #define HDR_PAGE  4096u
 #define MAX_OPS   400
 #define MAX_VIEWS 8
@@ -78,7 +81,8 @@ typedef struct state {
   const char *path;
   mapkv_options opts;
   int small_reserve;
-  uint32_t max_key, max_val;
+  uint32_t store_key, store_val; /* the store's limits (its header) */
+  uint32_t max_key, max_val;     /* what this handle enforces */
   mapkv_t *db;
   kvset model;
   uint64_t generation;
@@ -247,6 +251,7 @@ static void check_handle(mapkv_t *db, const kvset *model, const char *what) {
               (unsigned long long)st.live_bytes, model->n,
               (unsigned long long)live_bytes(model));
   FUZZ_CHECK(st.damaged_regions == 0 && st.damaged_bytes == 0);
+  FUZZ_CHECK(st.damaged_keys == 0 && st.truncated_bytes == 0);
   FUZZ_CHECK(st.checksum_failures == 0);
   FUZZ_CHECK(st.data_end >= HDR_PAGE && st.data_end <= st.file_size);
   FUZZ_CHECK(st.dead_bytes == st.data_end - HDR_PAGE - st.live_bytes);
@@ -520,9 +525,29 @@ static void op_view(state *s, fuzz_in *in) {
     memcpy(w->copy, p, n);
 }
 
-static void open_db(state *s) {
+/* The limits a handle enforces: the store's (a request of 0), or less if
+ * asked for less; a larger request is capped to the store's. */
+static uint32_t limit_of(uint32_t store, uint32_t req) {
+  return req == 0 || req > store ? store : req;
+}
+
+/* Opens the store asking for the limits `how` says: the store's, more, or
+ * less. */
+static void open_db_limits(state *s, uint8_t how) {
   mapkv_options o = s->opts;
+  mapkv_stats st;
+  o.max_key_size = (how & 3) == 1   ? MAPKV_KEY_MAX
+                   : (how & 3) == 2 ? 1u + (how >> 4) % 4
+                                    : 0;
+  o.max_value_size = ((how >> 2) & 3) == 1   ? MAPKV_VALUE_MAX
+                     : ((how >> 2) & 3) == 2 ? 8u << ((how >> 6) & 3)
+                                             : 0;
+  s->max_key = limit_of(s->store_key, o.max_key_size);
+  s->max_val = limit_of(s->store_val, o.max_value_size);
   CHECK_RC(mapkv_open(s->path, &o, &s->db), 0);
+  CHECK_RC(mapkv_stat(s->db, &st), 0);
+  FUZZ_CHECK(st.max_key_size == s->max_key && st.max_value_size == s->max_val);
+  FUZZ_CHECK(st.format_version == 2);
 }
 
 static void op_compact(state *s) {
@@ -551,24 +576,29 @@ static void detach(state *s) {
   drop_views(s);
 }
 
-static void op_reopen(state *s) {
+static void op_reopen(state *s, uint8_t how) {
   mapkv_stats before, st;
+  mapkv_t *old = s->db;
   CHECK_RC(mapkv_stat(s->db, &before), 0);
   detach(s);
   CHECK_RC(mapkv_close(s->db), 0);
+  /* A closed handle is told from an open one (the pointer is only
+   * compared). */
+  CHECK_RC(mapkv_close(old), MAPKV_EINVAL);
   s->db = NULL;
-  open_db(s);
+  open_db_limits(s, how);
   CHECK_RC(mapkv_stat(s->db, &st), 0);
   FUZZ_CHECK(st.clean_open == 1);
   FUZZ_CHECK(st.data_end == before.data_end && st.last_seq == before.last_seq);
   FUZZ_CHECK(st.generation == s->generation);
   FUZZ_CHECK(st.dropped_tail_bytes == 0 && st.damaged_regions == 0);
+  FUZZ_CHECK(st.damaged_keys == 0);
   set_base(s);
 }
 
 static void op_crash(state *s, fuzz_in *in) {
   const char *tmp = fuzz_path(2, "crash.tmp");
-  uint8_t how = fuzz_u8(in) % 3;
+  uint8_t hb = fuzz_u8(in), how = hb % 3;
   uint64_t end = data_end(s), cut, upto, want_end, nz;
   uint8_t *img;
   size_t n;
@@ -591,6 +621,9 @@ static void op_crash(state *s, fuzz_in *in) {
     n = cut;
   }
   replay(s, upto, &want, &want_end);
+  if (verbose)
+    fprintf(stderr, "crash %d at %llu: the log ends at %llu\n", how,
+            (unsigned long long)cut, (unsigned long long)want_end);
   if (how == 0 && !kvset_equal(&want, &s->model))
     FUZZ_FAIL("harness: the commit log does not replay to the model");
   for (nz = n; nz > HDR_PAGE && img[nz - 1] == 0; nz--)
@@ -602,10 +635,12 @@ static void op_crash(state *s, fuzz_in *in) {
     FUZZ_FAIL("rename: %s", strerror(errno));
   free(img);
 
-  open_db(s);
+  /* Every cut lies above the sealed end (the log of the last open): crash
+   * semantics, never truncation. */
+  open_db_limits(s, hb >> 2);
   CHECK_RC(mapkv_stat(s->db, &st), 0);
   FUZZ_CHECK(st.clean_open == 0);
-  FUZZ_CHECK(st.damaged_regions == 0);
+  FUZZ_CHECK(st.damaged_regions == 0 && st.damaged_keys == 0);
   if (st.data_end != want_end)
     FUZZ_FAIL("after a crash (cut %d at %llu) recovery ends the log at %llu, "
               "the last whole commit ends at %llu",
@@ -633,11 +668,167 @@ static void op_reader(state *s, fuzz_in *in) {
   }
 }
 
+/* The record boundaries of the logged commits (a record of a batch of
+ * several operations is followed by its COMMIT, 38 bytes). */
+static size_t log_boundaries(const state *s, uint64_t *out, size_t max) {
+  size_t n = 0;
+  uint64_t at = s->base_end;
+  out[n++] = at;
+  for (size_t i = 0; i < s->ncommits && n + 1 < max; i++) {
+    const commit *c = &s->commits[i];
+    for (size_t j = 0; j < c->n && n + 1 < max; j++) {
+      const lop *o = &s->log[c->first + j];
+      at += 30 + o->kn + (o->del ? 0 : o->vn);
+      out[n++] = at;
+    }
+    if (c->n > 1 && n + 1 < max)
+      out[n++] = at += 38;
+    FUZZ_CHECK(at == c->end);
+  }
+  return n;
+}
+
+/* Every key the store or its logged commits ever held. */
+static void universe(const state *s, kvset *u) {
+  kvset_clear(u);
+  for (size_t i = 0; i < s->base.n; i++)
+    kvset_put(u, s->base.e[i].k, s->base.e[i].kn, "", 0);
+  for (size_t i = 0; i < s->nlog; i++)
+    kvset_put(u, s->log[i].k, s->log[i].kn, "", 0);
+}
+
+/* A cleanly closed store cut short at a record boundary (or inside a
+ * record): every open but a salvage one refuses with MAPKV_ETRUNCATED and
+ * changes nothing; a salvage open shows the commits wholly before the cut
+ * (the keys of the commit the cut goes through may answer MAPKV_ECORRUPT
+ * instead); mapkv_recover() in place keeps what the salvage open shows. */
+static void op_truncate(state *s, fuzz_in *in) {
+  static uint64_t bounds[MAX_OPS * 8 + 16];
+  const char *tmp = fuzz_path(2, "cut.tmp");
+  size_t nb, n, len2;
+  uint16_t pick = (uint16_t)fuzz_u16(in);
+  uint8_t inside = fuzz_u8(in);
+  uint64_t end = data_end(s), cut, want_end;
+  kvset want = {0}, u = {0}, got = {0};
+  mapkv_recover_info info;
+  mapkv_options o;
+  mapkv_stats st;
+  mapkv_t *db = NULL;
+  uint8_t *img, *after;
+
+  nb = log_boundaries(s, bounds, sizeof bounds / sizeof bounds[0]);
+  cut = bounds[pick % nb];
+  if ((inside & 0x80) && cut < end)
+    cut += 1 + inside % 29; /* inside the record (at least 30 bytes) */
+  if (verbose)
+    fprintf(stderr, "truncate: a clean store of %llu bytes cut at %llu\n",
+            (unsigned long long)end, (unsigned long long)cut);
+  if (cut >= end)
+    return; /* nothing of the log cut away */
+  detach(s);
+  CHECK_RC(mapkv_close(s->db), 0);
+  s->db = NULL;
+  img = fuzz_read_file(s->path, &n);
+  FUZZ_CHECK(cut < n);
+  n = (size_t)cut;
+  fuzz_write_file(tmp, img, n);
+  if (rename(tmp, s->path) != 0) /* a new inode: a reader keeps the old */
+    FUZZ_FAIL("rename: %s", strerror(errno));
+
+  for (int ro = 0; ro < 2; ro++) {
+    o = s->opts;
+    o.flags = ro ? MAPKV_RDONLY : 0;
+    CHECK_RC(mapkv_open(s->path, &o, &db), MAPKV_ETRUNCATED);
+    FUZZ_CHECK(db == NULL);
+    after = fuzz_read_file(s->path, &len2);
+    if (len2 != n || memcmp(after, img, n) != 0)
+      FUZZ_FAIL("a refused open of a truncated store changed the file");
+    free(after);
+  }
+
+  replay(s, cut, &want, &want_end);
+  universe(s, &u);
+  mapkv_options_init(&o);
+  o.flags = MAPKV_RDONLY | MAPKV_VERIFY;
+  CHECK_RC(mapkv_open(s->path, &o, &db), 0);
+  CHECK_RC(mapkv_stat(db, &st), 0);
+  FUZZ_CHECK(st.truncated_bytes == end - cut);
+  FUZZ_CHECK(st.data_end == cut);
+  CHECK_RC(mapkv_verify(db, NULL, NULL, NULL), MAPKV_ECORRUPT);
+  walk(db, NULL, 0, &got);
+  for (size_t i = 0; i < got.n; i++) {
+    const kv *e = kvset_find(&want, got.e[i].k, got.e[i].kn);
+    if (e == NULL || e->vn != got.e[i].vn ||
+        (e->vn > 0 && memcmp(e->v, got.e[i].v, e->vn) != 0)) {
+      kvset_diff("salvage", &got, "before the cut", &want);
+      FUZZ_FAIL("a salvage open of a truncated store shows a key or value "
+                "that is not of the commits before the cut");
+    }
+  }
+  for (size_t i = 0; i < u.n; i++) {
+    const kv *e = kvset_find(&want, u.e[i].k, u.e[i].kn);
+    size_t vn = 0;
+    int partial = 0;
+    int rc = mapkv_get(db, u.e[i].k, u.e[i].kn, getbuf, sizeof getbuf, &vn);
+    /* the commit the cut goes through */
+    for (size_t c = 0; c < s->ncommits; c++) {
+      const commit *cm = &s->commits[c];
+      uint64_t start = c > 0 ? s->commits[c - 1].end : s->base_end;
+      if (start < cut && cm->end > cut)
+        for (size_t j = 0; j < cm->n; j++)
+          partial |= s->log[cm->first + j].kn == u.e[i].kn &&
+                     memcmp(s->log[cm->first + j].k, u.e[i].k, u.e[i].kn) == 0;
+    }
+    if (rc == MAPKV_ECORRUPT && partial)
+      continue;
+    if (e == NULL ? rc != MAPKV_NOTFOUND
+                  : rc != 0 || vn != e->vn ||
+                        (vn > 0 && memcmp(getbuf, e->v, vn) != 0))
+      FUZZ_FAIL("a salvage open of a truncated store: get of key #%zu "
+                "returned %d (%zu bytes), the commits before the cut say %s",
+                i, rc, vn, e == NULL ? "missing" : "a value");
+    if (e != NULL && kvset_find(&got, u.e[i].k, u.e[i].kn) == NULL)
+      FUZZ_FAIL("a salvage open of a truncated store: key #%zu reads back "
+                "but no cursor returned it",
+                i);
+  }
+  CHECK_RC(mapkv_close(db), 0);
+
+  CHECK_RC(mapkv_recover(s->path, NULL, 0, 0, &info), 0);
+  FUZZ_CHECK(info.rewritten == 1 && info.damaged == 1);
+  FUZZ_CHECK(info.saved == got.n && info.backup[0] != '\0');
+  after = fuzz_read_file(info.backup, &len2);
+  FUZZ_CHECK(len2 == n && memcmp(after, img, n) == 0);
+  free(after);
+  unlink(info.backup);
+  free(img);
+
+  open_db_limits(s, inside);
+  CHECK_RC(mapkv_stat(s->db, &st), 0);
+  FUZZ_CHECK(st.clean_open == 1 && st.damaged_regions == 0);
+  kvset_copy(&s->model, &got);
+  s->generation = st.generation;
+  kvset_free(&want);
+  kvset_free(&u);
+  kvset_free(&got);
+  set_base(s);
+}
+
+/* mapkv_close refuses while a batch or a cursor of the handle is open, and
+ * leaves the handle as it was. */
+static void op_close_busy(state *s) {
+  mapkv_cursor_t *c = NULL;
+  if (s->batch == NULL && s->cur == NULL)
+    CHECK_RC(mapkv_cursor_open(s->db, NULL, 0, &c), 0);
+  CHECK_RC(mapkv_close(s->db), MAPKV_EBUSY);
+  mapkv_cursor_close(c);
+}
+
 static void op_misc(state *s, fuzz_in *in) {
   uint64_t damaged = 99;
   mapkv_t *second = NULL;
   mapkv_options o = s->opts;
-  switch (fuzz_u8(in) % 3) {
+  switch (fuzz_u8(in) % 4) {
   case 0:
     CHECK_RC(mapkv_verify(s->db, NULL, NULL, &damaged), 0);
     FUZZ_CHECK(damaged == 0);
@@ -646,8 +837,11 @@ static void op_misc(state *s, fuzz_in *in) {
     CHECK_RC(mapkv_open(s->path, &o, &second), MAPKV_ELOCKED);
     FUZZ_CHECK(second == NULL);
     break;
-  default:
+  case 2:
     op_view(s, in);
+    break;
+  default:
+    op_close_busy(s);
     break;
   }
 }
@@ -662,6 +856,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fuzz_in in = {data, size, 0};
   uint8_t c0, c1;
 
+  if (verbose < 0)
+    verbose = getenv("MAPKV_FUZZ_VERBOSE") != NULL;
   fuzz_leak_baseline();
   fuzz_seed_random(fuzz_hash(data, size));
   memset(&s, 0, sizeof s);
@@ -677,19 +873,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     s.opts.reserve = 64 * 1024;
   s.opts.initial_size = 4096u * (1u + ((c0 >> 3) & 3u));
   s.opts.growth_step = 4096;
-  s.max_key = MAPKV_DEFAULT_KEY_MAX;
-  s.max_val = MAPKV_DEFAULT_VALUE_MAX;
+  /* The store's limits, asked for at creation; they travel with it (its
+   * header), and later opens ask for them (0), more or less. */
+  s.store_key = MAPKV_DEFAULT_KEY_MAX;
+  s.store_val = MAPKV_DEFAULT_VALUE_MAX;
   if (c1 & 0x80)
-    s.opts.max_key_size = s.max_key = 1u + (c1 & 3u);
+    s.store_key = 1u + (c1 & 3u);
   if (c1 & 0x40)
-    s.opts.max_value_size = s.max_val = 16u << ((c1 >> 2) & 3u);
-  open_db(&s);
+    s.store_val = 16u << ((c1 >> 2) & 3u);
+  s.opts.max_key_size = s.store_key;
+  s.opts.max_value_size = s.store_val;
+  {
+    mapkv_stats st;
+    s.max_key = s.store_key;
+    s.max_val = s.store_val;
+    CHECK_RC(mapkv_open(s.path, &s.opts, &s.db), 0);
+    CHECK_RC(mapkv_stat(s.db, &st), 0);
+    FUZZ_CHECK(st.max_key_size == s.max_key && st.max_value_size == s.max_val);
+  }
   s.opts.flags = 0;
+  s.opts.max_key_size = s.opts.max_value_size = 0;
   set_base(&s);
   check_all(&s);
 
   for (int ops = 0; ops < MAX_OPS && fuzz_left(&in) > 0; ops++) {
-    uint8_t op = fuzz_u8(&in) % 21;
+    uint8_t op = fuzz_u8(&in) % 22;
     switch (op) {
     case 0:
     case 1:
@@ -742,7 +950,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       op_compact(&s);
       break;
     case 15:
-      op_reopen(&s);
+      op_reopen(&s, fuzz_u8(&in));
       break;
     case 16:
       op_crash(&s, &in);
@@ -755,6 +963,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       break;
     case 19:
       op_misc(&s, &in);
+      break;
+    case 21:
+      op_truncate(&s, &in);
       break;
     default: { /* a key the model has: overwrite or delete it */
       uint8_t pick = fuzz_u8(&in), what = fuzz_u8(&in);
@@ -779,7 +990,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     check_handle(s.ro, &s.rosnap, "read-only snapshot");
     CHECK_RC(mapkv_close(s.ro), 0);
   }
-  op_reopen(&s);
+  op_reopen(&s, 0);
   check_all(&s);
   detach(&s);
   CHECK_RC(mapkv_close(s.db), 0);
